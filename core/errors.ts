@@ -1,0 +1,60 @@
+/**
+ * Every error hookshadow reports, in one table: a stable code, the HTTP status a
+ * server answers with, and the CLI exit code. `specs/errors.md` documents each code
+ * (a test keeps the two in step).
+ */
+export const ERROR_CODES = {
+  HS_ERR_USAGE: { status: 400, exit: 2 },
+  HS_ERR_CONFIG_INVALID: { status: 500, exit: 2 },
+  HS_ERR_BAD_REQUEST: { status: 400, exit: 1 },
+  HS_ERR_NOT_FOUND: { status: 404, exit: 1 },
+  HS_ERR_UNKNOWN_SOURCE: { status: 404, exit: 1 },
+  HS_ERR_UNKNOWN_UPSTREAM: { status: 404, exit: 1 },
+  HS_ERR_BODY_TOO_LARGE: { status: 413, exit: 1 },
+  HS_ERR_SIGNATURE_INVALID: { status: 401, exit: 1 },
+  HS_ERR_CAPTURE_FAILED: { status: 503, exit: 1 },
+  HS_ERR_SHUTTING_DOWN: { status: 503, exit: 1 },
+  HS_ERR_LEGACY_UNREACHABLE: { status: 502, exit: 1 },
+  HS_ERR_UPSTREAM_UNREACHABLE: { status: 502, exit: 1 },
+  HS_ERR_EFFECTS_INVALID: { status: 400, exit: 1 },
+  HS_ERR_IMPORT_INVALID: { status: 400, exit: 1 },
+  HS_ERR_STORE_VERSION: { status: 500, exit: 1 },
+  HS_ERR_STORE_CORRUPT: { status: 500, exit: 1 },
+  HS_ERR_STORE_UNREADABLE: { status: 500, exit: 1 },
+  HS_ERR_WAL_WRITE: { status: 503, exit: 1 },
+  HS_ERR_INTERNAL: { status: 500, exit: 70 },
+} as const satisfies Record<string, { status: number; exit: number }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error a user can act on: a stable code, a message that says what to do, optional details. */
+export class HsError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly exitCode: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HsError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.exitCode = ERROR_CODES[code].exit;
+    this.details = options.details;
+  }
+}
+
+export function isHsError(err: unknown): err is HsError {
+  return err instanceof HsError;
+}
+
+/** The JSON body every error response carries. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  [extra: string]: unknown;
+}
+
+export function errorBody(err: HsError): ErrorBody {
+  return { code: err.code, message: err.message, ...(err.details ?? {}) };
+}

@@ -1,0 +1,89 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { TABLES, TABLE_SPECS, type Table } from '../capture-schema.js';
+import { HsError } from '../errors.js';
+import { sqlIdent, sqlString } from '../sql.js';
+import { assertReadableVersion, readManifest, storePaths } from './layout.js';
+
+/** A DuckDB connection with the store's tables as views: `deliveries`, `effects`, `exchanges`. */
+export interface StoreReader {
+  readonly conn: DuckDBConnection;
+  /** Runs a query with bound parameters and returns plain JSON-compatible rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  close(): void;
+}
+
+/** The view definition for one table, usable in any DuckDB client (the store's Parquet, one glob, hive-partitioned). */
+export function viewSql(store: string, table: Table, hasFiles: boolean): string {
+  if (!hasFiles) {
+    const cols = TABLE_SPECS[table].columns.map((c) => `NULL::${c.type} AS ${sqlIdent(c.name)}`);
+    return `CREATE OR REPLACE VIEW ${sqlIdent(table)} AS SELECT ${cols.join(', ')}, NULL::DATE AS date WHERE false`;
+  }
+  return `CREATE OR REPLACE VIEW ${sqlIdent(table)} AS SELECT * FROM read_parquet(${sqlString(storePaths.glob(store, table))}, hive_partitioning = true, union_by_name = true)`;
+}
+
+/**
+ * Opens a capture store for reading. Refuses a store, or any Parquet file in it,
+ * written by a newer capture format, and names a corrupt file instead of failing vaguely.
+ */
+export async function openStoreReader(store: string): Promise<StoreReader> {
+  const manifest = await readManifest(store);
+  if (!manifest) {
+    throw new HsError('HS_ERR_STORE_UNREADABLE', `${store} is not a hookshadow store (no store.json). Record or import into it first, or pass the right --store.`);
+  }
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  try {
+    for (const table of TABLES) {
+      const files = await listParquet(store, table);
+      for (const file of files) await checkFile(conn, file);
+      await conn.run(viewSql(store, table, files.length > 0));
+    }
+  } catch (err) {
+    conn.closeSync();
+    db.closeSync();
+    throw err;
+  }
+  return {
+    conn,
+    async query<T>(sql: string, params: unknown[] = []) {
+      const reader = await conn.runAndReadAll(sql, params as never);
+      return reader.getRowObjectsJson() as T[];
+    },
+    close() {
+      conn.closeSync();
+      db.closeSync();
+    },
+  };
+}
+
+async function listParquet(store: string, table: Table): Promise<string[]> {
+  const dir = storePaths.table(store, table);
+  const out: string[] = [];
+  for (const partition of await readdir(dir).catch(() => [] as string[])) {
+    if (!partition.startsWith('date=')) continue;
+    for (const file of await readdir(join(dir, partition))) {
+      if (file.endsWith('.parquet')) out.push(join(dir, partition, file));
+    }
+  }
+  return out.sort();
+}
+
+async function checkFile(conn: DuckDBConnection, file: string): Promise<void> {
+  let rows: Record<string, unknown>[];
+  try {
+    const reader = await conn.runAndReadAll(
+      `SELECT decode(key) AS key, decode(value) AS value FROM parquet_kv_metadata($1) WHERE decode(key) = 'hookshadow_format_version'`,
+      [file],
+    );
+    rows = reader.getRowObjectsJson();
+  } catch (err) {
+    throw new HsError('HS_ERR_STORE_CORRUPT', `${file} is not a readable Parquet file (${(err as Error).message.split('\n')[0]}). Move it out of the store to read the rest.`, {
+      cause: err,
+      details: { file },
+    });
+  }
+  const version = rows[0]?.value;
+  assertReadableVersion(Number(version), file);
+}

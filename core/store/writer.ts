@@ -1,0 +1,173 @@
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { CaptureRecord } from '../capture-schema.js';
+import { HsError } from '../errors.js';
+import { ensureStore, storePaths } from './layout.js';
+import { listSegments, repairSegment, rollSegment, type RollResult } from './roll.js';
+import { WriteAheadLog, type OpenWalFile } from './wal.js';
+
+export interface CaptureWriterOptions {
+  store: string;
+  /** Unique per recorder process sharing the store; part of every file name. */
+  instance: string;
+  maxSegmentBytes: number;
+  maxSegmentAgeMs: number;
+  openFile?: OpenWalFile;
+  events?: CaptureWriterEvents;
+}
+
+/** Hooks for logs and metrics; the writer itself neither logs nor counts. */
+export interface CaptureWriterEvents {
+  flushed?(stats: { records: number; bytes: number; durationMs: number }): void;
+  rolled?(result: RollResult, durationMs: number): void;
+  rollFailed?(segment: string, err: unknown, retryInMs: number): void;
+  recovered?(segment: string, repaired: { records: number; quarantined: number }): void;
+}
+
+/** Durable capture: records go to the WAL (acknowledged once fsynced), segments roll into Parquet in the background. */
+export interface CaptureWriter {
+  readonly store: string;
+  readonly instance: string;
+  append(record: CaptureRecord): Promise<void>;
+  /** Seals the open segment and waits until everything written so far is in Parquet. */
+  flush(): Promise<void>;
+  /** Flushes, then releases the WAL lock and DuckDB. */
+  close(): Promise<void>;
+  walBytes(): number;
+  pendingSegments(): number;
+}
+
+const INSTANCE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** A default instance id: stable per host, so a restarted recorder recovers its own WAL. */
+export function defaultInstanceId(): string {
+  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63) || 'recorder';
+}
+
+export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<CaptureWriter> {
+  if (!INSTANCE_PATTERN.test(opts.instance)) {
+    throw new HsError('HS_ERR_CONFIG_INVALID', `Instance id ${JSON.stringify(opts.instance)} must be 1-63 letters, digits, '.', '_' or '-'.`);
+  }
+  await ensureStore(opts.store);
+  const walDir = storePaths.wal(opts.store, opts.instance);
+  await mkdir(walDir, { recursive: true });
+  const releaseLock = await acquireLock(walDir, opts.instance);
+  const db = await DuckDBInstance.create(':memory:', { threads: '1' });
+  const conn = await db.connect();
+  const events = opts.events ?? {};
+
+  let rollChain: Promise<void> = Promise.resolve();
+  let queued = 0;
+  let closing = false;
+
+  const roll = (segment: string): Promise<void> => {
+    queued += 1;
+    const run = async () => {
+      for (let attempt = 0; ; attempt++) {
+        const started = performance.now();
+        try {
+          const result = await rollSegment(conn, opts.store, opts.instance, segment);
+          events.rolled?.(result, performance.now() - started);
+          return;
+        } catch (err) {
+          // The segment stays on disk: nothing is lost, it is retried and, at worst, recovered at next start.
+          const retryInMs = Math.min(30_000, 500 * 2 ** attempt);
+          events.rollFailed?.(segment, err, retryInMs);
+          if (closing) throw err;
+          await new Promise((r) => setTimeout(r, retryInMs));
+        }
+      }
+    };
+    const p = rollChain.then(run).finally(() => {
+      queued -= 1;
+    });
+    rollChain = p.catch(() => undefined);
+    return p;
+  };
+
+  // Recovery: segments left by a previous run of this instance were never rolled.
+  for (const segment of await listSegments(opts.store, opts.instance)) {
+    const repaired = await repairSegment(opts.store, segment);
+    events.recovered?.(segment, repaired);
+    await roll(segment);
+  }
+
+  const wal = new WriteAheadLog({
+    dir: walDir,
+    maxSegmentBytes: opts.maxSegmentBytes,
+    maxSegmentAgeMs: opts.maxSegmentAgeMs,
+    onSealed: (segment) => void roll(segment).catch(() => undefined),
+    ...(opts.openFile ? { openFile: opts.openFile } : {}),
+    ...(events.flushed ? { onFlush: events.flushed } : {}),
+  });
+
+  return {
+    store: opts.store,
+    instance: opts.instance,
+    append: (record) => wal.append(record),
+    async flush() {
+      await wal.seal();
+      await rollChain;
+    },
+    async close() {
+      await wal.close();
+      closing = true;
+      try {
+        await rollChain;
+      } finally {
+        conn.closeSync();
+        db.closeSync();
+        await releaseLock();
+      }
+    },
+    walBytes: () => wal.bytesInOpenSegment,
+    pendingSegments: () => queued,
+  };
+}
+
+/** One process per instance WAL: a second recorder with the same instance id would interleave segments. */
+async function acquireLock(walDir: string, instance: string): Promise<() => Promise<void>> {
+  const lockPath = join(walDir, 'LOCK');
+  const me = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(lockPath, 'wx');
+      await fh.writeFile(me);
+      await fh.close();
+      return () => unlink(lockPath).catch(() => undefined);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = await readLock(lockPath);
+      const heldElsewhere = holder !== null && holder.host !== hostname();
+      const heldHere = holder !== null && holder.host === hostname() && holder.pid !== process.pid && isAlive(holder.pid);
+      if (heldElsewhere || heldHere) {
+        throw new HsError(
+          'HS_ERR_CONFIG_INVALID',
+          `Recorder instance "${instance}" is already running (pid ${holder!.pid} on ${holder!.host}) on this store. Give each recorder its own --instance.`,
+        );
+      }
+      // The holder died without releasing the lock (a crash): take it over.
+      await unlink(lockPath).catch(() => undefined);
+    }
+  }
+  throw new HsError('HS_ERR_CONFIG_INVALID', `Could not lock ${lockPath}; another recorder may be starting with instance "${instance}".`);
+}
+
+async function readLock(path: string): Promise<{ pid: number; host: string } | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as { pid: number; host: string };
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

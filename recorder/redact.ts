@@ -1,0 +1,94 @@
+import { createHmac } from 'node:crypto';
+import type { RecorderConfig } from './config.js';
+
+/** Header names that carry credentials, whatever the forge. */
+const SENSITIVE_HEADER = /^(authorization|proxy-authorization|cookie|set-cookie)$|token|secret|password|passwd|api[-_]?key|credential|session/i;
+/** Query parameters that carry credentials (access_token, private_token, client_secret, sig, ...). */
+const SENSITIVE_PARAM = /token|secret|password|passwd|api[-_]?key|^key$|^sig$|signature|credential|session|^code$|^auth/i;
+
+export interface Redacted<T> {
+  value: T;
+  /** What was redacted, e.g. `header:authorization`, `query:access_token`, `body:installation.token`. */
+  redacted: string[];
+}
+
+/** Removes secrets before anything touches disk. One instance per config; pure apart from the HMAC key. */
+export interface Redactor {
+  headers(headers: Record<string, string | string[] | undefined>): Redacted<Record<string, string>>;
+  path(pathWithQuery: string): Redacted<string>;
+  /** Redacts configured JSON paths in place in the raw text, keeping every other byte as received. */
+  body(text: string | null): Redacted<string | null>;
+}
+
+export function createRedactor(cfg: RecorderConfig['redaction']): Redactor {
+  const extraHeaders = new Set(cfg.headers.map((h) => h.toLowerCase()));
+  const extraParams = new Set(cfg.query_params.map((p) => p.toLowerCase()));
+  const bodyPaths = cfg.body_paths.map((p) => p.split('.'));
+  const key = cfg.key;
+  const replace = (value: string): string =>
+    cfg.mode === 'hmac' && key ? `hmac-sha256:${createHmac('sha256', key).update(value).digest('hex').slice(0, 32)}` : '[REDACTED]';
+
+  return {
+    headers(headers) {
+      const out: Record<string, string> = {};
+      const redacted: string[] = [];
+      for (const [name, raw] of Object.entries(headers)) {
+        if (raw === undefined) continue;
+        const lower = name.toLowerCase();
+        const value = Array.isArray(raw) ? raw.join(', ') : raw;
+        if (SENSITIVE_HEADER.test(lower) || extraHeaders.has(lower)) {
+          out[lower] = replace(value);
+          redacted.push(`header:${lower}`);
+        } else {
+          out[lower] = value;
+        }
+      }
+      return { value: out, redacted };
+    },
+    path(pathWithQuery) {
+      const q = pathWithQuery.indexOf('?');
+      if (q < 0) return { value: pathWithQuery, redacted: [] };
+      const params = new URLSearchParams(pathWithQuery.slice(q + 1));
+      const redacted: string[] = [];
+      for (const name of new Set(params.keys())) {
+        if (SENSITIVE_PARAM.test(name) || extraParams.has(name.toLowerCase())) {
+          params.set(name, replace(params.getAll(name).join(',')));
+          redacted.push(`query:${name}`);
+        }
+      }
+      if (redacted.length === 0) return { value: pathWithQuery, redacted };
+      return { value: `${pathWithQuery.slice(0, q)}?${params.toString()}`, redacted };
+    },
+    body(text) {
+      if (text === null || bodyPaths.length === 0) return { value: text, redacted: [] };
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        return { value: text, redacted: [] };
+      }
+      let out = text;
+      const redacted: string[] = [];
+      for (const path of bodyPaths) {
+        for (const value of valuesAt(parsed, path)) {
+          if (typeof value !== 'string' && typeof value !== 'number') continue;
+          // Replace the JSON literal where it stands, so the rest of the body stays byte-exact.
+          const literal = JSON.stringify(value);
+          if (!out.includes(literal)) continue;
+          out = out.split(literal).join(JSON.stringify(replace(String(value))));
+          redacted.push(`body:${path.join('.')}`);
+        }
+      }
+      return { value: out, redacted: [...new Set(redacted)] };
+    },
+  };
+}
+
+/** Values at a dotted path; `*` matches every key or index at that level. */
+function valuesAt(node: unknown, path: string[]): unknown[] {
+  if (path.length === 0) return [node];
+  if (typeof node !== 'object' || node === null) return [];
+  const [head, ...rest] = path;
+  const children = head === '*' ? Object.values(node) : [(node as Record<string, unknown>)[head!]];
+  return children.filter((c) => c !== undefined).flatMap((c) => valuesAt(c, rest));
+}

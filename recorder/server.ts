@@ -1,0 +1,79 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { openCaptureWriter, type CaptureWriter } from '../core/store/writer.js';
+import { buildRecorder } from './app.js';
+import type { RecorderConfig } from './config.js';
+import { createRecorderMetrics } from './metrics.js';
+import type { Dispatcher } from 'undici';
+
+export interface RunningRecorder {
+  app: FastifyInstance;
+  capture: CaptureWriter;
+  /** Base URL it listens on, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** Drains in-flight requests, then flushes every record into Parquet. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Opens the store (recovering any WAL left by a crash), builds the app and listens.
+ * The one place that wires the recorder together, for the CLI, the demo and tests.
+ */
+export async function startRecorder(
+  config: Readonly<RecorderConfig>,
+  opts: { logger?: FastifyBaseLogger; dispatcher?: Dispatcher } = {},
+): Promise<RunningRecorder> {
+  const metrics = createRecorderMetrics();
+  const log = opts.logger ?? pino({ level: config.log_level });
+  const capture = await openCaptureWriter({
+    store: config.store,
+    instance: config.instance,
+    maxSegmentBytes: config.wal.max_segment_bytes,
+    maxSegmentAgeMs: config.wal.max_segment_age_ms,
+    events: {
+      flushed: ({ records, durationMs }) => {
+        metrics.flushSeconds.observe(durationMs / 1000);
+        metrics.flushRecords.observe(records);
+      },
+      rolled: (result, durationMs) => {
+        metrics.rollSeconds.observe(durationMs / 1000);
+        log.debug({ segment: result.segment, rows: result.rows, files: result.files.length, durationMs }, 'WAL segment rolled into Parquet');
+      },
+      rollFailed: (segment, err, retryInMs) => {
+        metrics.rollFailures.inc();
+        log.error({ err, segment, retryInMs }, 'rolling a WAL segment into Parquet failed; it stays in the WAL and will be retried');
+      },
+      recovered: (segment, repaired) => {
+        const level = repaired.quarantined > 0 ? 'warn' : 'info';
+        log[level]({ segment, ...repaired }, 'recovered a WAL segment left by an earlier run');
+      },
+    },
+  });
+  const app = await buildRecorder({
+    config,
+    capture,
+    metrics,
+    logger: log,
+    ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+  });
+  let address: string;
+  try {
+    address = await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await capture.close();
+    throw err;
+  }
+  let stopping: Promise<void> | null = null;
+  return {
+    app,
+    capture,
+    url: address,
+    stop() {
+      stopping ??= (async () => {
+        await app.close();
+        await capture.close();
+      })();
+      return stopping;
+    },
+  };
+}
