@@ -15,6 +15,8 @@ const program = new Command('hookshadow')
 program.addCommand(recordCommand());
 program.addCommand(importCommand());
 program.addCommand(demoCommand());
+// addCommand does not copy these settings to subcommands; usage errors must exit 2 everywhere.
+for (const command of program.commands) command.exitOverride().showHelpAfterError();
 
 // The one top-level catch: user errors print their code and message; anything else is a bug.
 try {

@@ -127,16 +127,26 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   };
 }
 
-/** One process per instance WAL: a second recorder with the same instance id would interleave segments. */
+/** Locks held by this process; a lock file naming our own pid but not listed here is stale (a container restarted as pid 1). */
+const heldLocks = new Set<string>();
+
+/** One writer per instance WAL: a second recorder with the same instance id would interleave segments. */
 async function acquireLock(walDir: string, instance: string): Promise<() => Promise<void>> {
   const lockPath = join(walDir, 'LOCK');
+  if (heldLocks.has(lockPath)) {
+    throw new HsError('HS_ERR_CONFIG_INVALID', `Recorder instance "${instance}" is already running in this process on this store. Give each recorder its own --instance.`);
+  }
   const me = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(lockPath, 'wx');
       await fh.writeFile(me);
       await fh.close();
-      return () => unlink(lockPath).catch(() => undefined);
+      heldLocks.add(lockPath);
+      return async () => {
+        heldLocks.delete(lockPath);
+        await unlink(lockPath).catch(() => undefined);
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = await readLock(lockPath);
