@@ -17,10 +17,12 @@ export function formatUs(us: number): string {
 
 /** Parses an ISO-8601 timestamp into microseconds; null when it is not one. */
 export function parseIsoUs(text: string): number | null {
-  const m = /^(.*T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6})\d*)?(Z|[+-]\d{2}:?\d{2})$/.exec(text);
+  // RFC 3339 allows a space or lower-case t/z; Date.parse wants the canonical form.
+  const m = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6})\d*)?([Zz]|[+-]\d{2}:?\d{2})$/.exec(text);
   if (!m) return null;
-  const ms = Date.parse(`${m[1]}${m[3]}`);
+  const zone = m[4]!.toUpperCase();
+  const ms = Date.parse(`${m[1]}T${m[2]}${zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone}`);
   if (Number.isNaN(ms)) return null;
-  const frac = Number((m[2] ?? '').padEnd(6, '0'));
+  const frac = Number((m[3] ?? '').padEnd(6, '0'));
   return ms * 1000 + frac;
 }

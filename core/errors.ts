@@ -6,6 +6,7 @@
 export const ERROR_CODES = {
   HS_ERR_USAGE: { status: 400, exit: 2 },
   HS_ERR_CONFIG_INVALID: { status: 500, exit: 2 },
+  HS_ERR_LISTEN_FAILED: { status: 500, exit: 1 },
   HS_ERR_BAD_REQUEST: { status: 400, exit: 1 },
   HS_ERR_NOT_FOUND: { status: 404, exit: 1 },
   HS_ERR_UNKNOWN_SOURCE: { status: 404, exit: 1 },

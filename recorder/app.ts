@@ -50,7 +50,8 @@ export async function buildRecorder(deps: RecorderDeps): Promise<FastifyInstance
     bodyLimit: config.body_limit_bytes,
     // Every method is routed explicitly; an implicit HEAD route would shadow the egress proxy's.
     exposeHeadRoutes: false,
-    return503OnClosing: true,
+    // Our own onRequest hook answers 503 with a JSON error body while closing.
+    return503OnClosing: false,
     // One log line per webhook at production rates is noise; errors and lifecycle events are logged explicitly.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -66,6 +67,15 @@ export async function buildRecorder(deps: RecorderDeps): Promise<FastifyInstance
     dispatcher: deps.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, connections: 256 }),
   };
   app.decorate('recorder', ctx);
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    const err = new HsError('HS_ERR_SHUTTING_DOWN', 'The recorder is shutting down; retry against another instance.');
+    return reply.status(err.status).header('connection', 'close').send(errorBody(err));
+  });
   if (ownsDispatcher) app.addHook('onClose', async () => ctx.dispatcher.close());
 
   app.setNotFoundHandler((request, reply) => {

@@ -47,7 +47,7 @@ export const DEFAULT_CONFIG: RecorderConfig = {
   attribution: { window_ms: 30_000 }, // 30 s after a delivery, its repo/number attributes calls
   egress: {
     timeout_ms: 30_000,
-    max_recorded_body_bytes: 25 * 1024 * 1024, // larger responses are streamed and recorded truncated
+    max_recorded_body_bytes: 25 * 1024 * 1024, // 25 MiB; a larger response is passed on whole but recorded truncated
   },
   redaction: { mode: 'mask', key: null, headers: [], query_params: [], body_paths: [] },
   log_level: 'info',
@@ -168,13 +168,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ConfigLayer {
   return layer;
 }
 
-/** Parses repeated `NAME=VALUE` flags into an object. */
-export function parsePairs(pairs: string[], flag: string): Record<string, string> {
-  const out: Record<string, string> = {};
+/** Parses repeated `NAME=VALUE` flags, keeping every value of a repeated name. */
+export function parsePairs(pairs: string[], flag: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new HsError('HS_ERR_USAGE', `${flag} expects NAME=VALUE, got ${JSON.stringify(pair)}.`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+    (out[pair.slice(0, eq)] ??= []).push(pair.slice(eq + 1));
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rmdir } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
@@ -107,17 +107,26 @@ function check(validators: ReturnType<typeof compileValidators>, text: string): 
   }
   const obj = value as Line;
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return { ok: false, message: 'each line must be a JSON object' };
+  if (obj.headers && typeof obj.headers === 'object') obj.headers = lowerCaseKeys(obj.headers);
+  if (obj.request_headers && typeof obj.request_headers === 'object') obj.request_headers = lowerCaseKeys(obj.request_headers);
   if (obj.type === 'delivery') {
-    return validators.delivery(obj) ? { ok: true, value: obj } : { ok: false, message: explain(validators.delivery) };
+    if (!validators.delivery(obj)) return { ok: false, message: explain(validators.delivery) };
+    if (parseIsoUs(obj.received_at) === null) return { ok: false, message: `/received_at ${JSON.stringify(obj.received_at)} is not an RFC 3339 time` };
+    return { ok: true, value: obj };
   }
   if (obj.type === 'effect' || obj.type === 'exchange') {
     if (!validators.call(obj)) return { ok: false, message: explain(validators.call) };
+    if (parseIsoUs(obj.observed_at) === null) return { ok: false, message: `/observed_at ${JSON.stringify(obj.observed_at)} is not an RFC 3339 time` };
     if (isMutating(obj.method) !== (obj.type === 'effect')) {
       return { ok: false, message: `type "${obj.type}" does not fit method ${obj.method}: effects are POST/PUT/PATCH/DELETE, exchanges are reads` };
     }
     return { ok: true, value: obj };
   }
   return { ok: false, message: `"type" must be "delivery", "effect" or "exchange" (got ${JSON.stringify(obj.type)})` };
+}
+
+function lowerCaseKeys(headers: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 function lineBody(l: Line): string {
@@ -193,7 +202,8 @@ export async function importNdjson(opts: ImportOptions): Promise<ImportResult> {
     }
     const l = checked.value;
     if (l.type === 'delivery' && l.delivery_id) {
-      const facts = deliveryFacts(l.source, l.headers ?? {}, parsePayload(lineBody(l), null).payload);
+      const headers = (l.headers ?? {}) as Record<string, string>;
+      const facts = deliveryFacts(l.source, headers, parsePayload(lineBody(l), headers['content-type'] ?? null).payload);
       attribution.remember(l.delivery_id, facts.repository, facts.issueNumber, parseIsoUs(l.received_at)!);
     }
   }
@@ -230,9 +240,12 @@ export async function importNdjson(opts: ImportOptions): Promise<ImportResult> {
     await Promise.all(batch);
     opts.onProgress?.(done);
   } finally {
+    // close() rolls everything into Parquet; if it fails, the segments stay in the WAL (never deleted here)
+    // and the error says where they are.
     await writer.close();
-    await rm(storePaths.wal(opts.store, instance), { recursive: true, force: true });
   }
+  // Only an empty WAL directory is removed: rmdir refuses one that still holds segments.
+  await rmdir(storePaths.wal(opts.store, instance)).catch(() => undefined);
   result.written = true;
   return result;
 }

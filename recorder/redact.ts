@@ -68,20 +68,53 @@ export function createRedactor(cfg: RecorderConfig['redaction']): Redactor {
         return { value: text, redacted: [] };
       }
       let out = text;
-      const redacted: string[] = [];
+      let reserialize = false;
+      const redacted = new Set<string>();
       for (const path of bodyPaths) {
+        const key = path[path.length - 1]!;
         for (const value of valuesAt(parsed, path)) {
-          if (typeof value !== 'string' && typeof value !== 'number') continue;
-          // Replace the JSON literal where it stands, so the rest of the body stays byte-exact.
+          redacted.add(`body:${path.join('.')}`);
+          // In place where the literal can be found unambiguously, so the rest of the body stays byte-exact:
+          // a string literal anywhere (the same secret elsewhere is a secret too), a number or boolean only after its key.
           const literal = JSON.stringify(value);
-          if (!out.includes(literal)) continue;
-          out = out.split(literal).join(JSON.stringify(replace(String(value))));
-          redacted.push(`body:${path.join('.')}`);
+          const masked = JSON.stringify(replace(typeof value === 'string' ? value : literal));
+          if (typeof value === 'string' && out.includes(literal)) {
+            out = out.split(literal).join(masked);
+          } else if ((typeof value === 'number' || typeof value === 'boolean') && key !== '*') {
+            const pattern = new RegExp(`(${escapeRegExp(JSON.stringify(key))}\\s*:\\s*)${escapeRegExp(literal)}(?=\\s*[,}])`, 'g');
+            const next = out.replace(pattern, (_m, prefix: string) => `${prefix}${masked}`);
+            if (next === out) reserialize = true;
+            out = next;
+          } else {
+            reserialize = true;
+          }
         }
       }
-      return { value: out, redacted: [...new Set(redacted)] };
+      if (reserialize) {
+        // A value written with other escapes, or a whole object: never keep a secret for the sake of byte-exactness.
+        for (const path of bodyPaths) redactAt(parsed, path, (v) => replace(typeof v === 'string' ? v : JSON.stringify(v)));
+        out = JSON.stringify(parsed);
+        redacted.add('body:reserialized');
+      }
+      return { value: out, redacted: [...redacted] };
     },
   };
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Replaces, in place, every value at a dotted path (`*` = every key or index). */
+function redactAt(node: unknown, path: string[], replacement: (v: unknown) => string): void {
+  if (typeof node !== 'object' || node === null || path.length === 0) return;
+  const [head, ...rest] = path;
+  const obj = node as Record<string, unknown>;
+  const keys = head === '*' ? Object.keys(obj) : Object.hasOwn(obj, head!) ? [head!] : [];
+  for (const k of keys) {
+    if (rest.length === 0) obj[k] = replacement(obj[k]);
+    else redactAt(obj[k], rest, replacement);
+  }
 }
 
 /** Values at a dotted path; `*` matches every key or index at that level. */

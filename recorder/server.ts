@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { HsError } from '../core/errors.js';
 import { openCaptureWriter, type CaptureWriter } from '../core/store/writer.js';
 import { buildRecorder } from './app.js';
 import type { RecorderConfig } from './config.js';
@@ -43,6 +44,9 @@ export async function startRecorder(
         metrics.rollFailures.inc();
         log.error({ err, segment, retryInMs }, 'rolling a WAL segment into Parquet failed; it stays in the WAL and will be retried');
       },
+      quarantined: (segment, movedTo, err) => {
+        log.error({ err, segment, movedTo }, 'a WAL segment left by an earlier run could not be rolled into Parquet; it was moved aside for inspection');
+      },
       recovered: (segment, repaired) => {
         const level = repaired.quarantined > 0 ? 'warn' : 'info';
         log[level]({ segment, ...repaired }, 'recovered a WAL segment left by an earlier run');
@@ -60,8 +64,11 @@ export async function startRecorder(
   try {
     address = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await app.close();
     await capture.close();
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'EADDRINUSE' ? ' The port is in use: pick another with --port (0 picks a free one).' : '';
+    throw new HsError('HS_ERR_LISTEN_FAILED', `Cannot listen on ${config.host}:${config.port}: ${(err as Error).message}.${hint}`, { cause: err });
   }
   let stopping: Promise<void> | null = null;
   return {

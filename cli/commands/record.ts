@@ -27,12 +27,12 @@ export function flagsLayer(flags: RecordFlags): ConfigLayer {
   if (flags.port !== undefined) layer.port = Number(flags.port);
   if (flags.instance) layer.instance = flags.instance;
   if (flags.legacy) layer.legacy = { url: flags.legacy };
-  if (flags.upstream) layer.upstreams = parsePairs(flags.upstream, '--upstream');
-  if (flags.secret) {
-    const secrets: Record<string, string[]> = {};
-    for (const [source, value] of Object.entries(parsePairs(flags.secret, '--secret'))) secrets[source] = [...(secrets[source] ?? []), value];
-    layer.secrets = secrets;
+  if (flags.upstream) {
+    // An upstream has one base URL: the last one given wins.
+    layer.upstreams = Object.fromEntries(Object.entries(parsePairs(flags.upstream, '--upstream')).map(([name, urls]) => [name, urls.at(-1)]));
   }
+  // Several secrets for one source are all accepted (rotation).
+  if (flags.secret) layer.secrets = parsePairs(flags.secret, '--secret');
   if (flags.signaturePolicy) layer.signature_policy = flags.signaturePolicy;
   if (flags.logLevel) layer.log_level = flags.logLevel;
   return layer;

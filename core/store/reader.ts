@@ -61,10 +61,10 @@ export async function openStoreReader(store: string): Promise<StoreReader> {
 async function listParquet(store: string, table: Table): Promise<string[]> {
   const dir = storePaths.table(store, table);
   const out: string[] = [];
-  for (const partition of await readdir(dir).catch(() => [] as string[])) {
-    if (!partition.startsWith('date=')) continue;
-    for (const file of await readdir(join(dir, partition))) {
-      if (file.endsWith('.parquet')) out.push(join(dir, partition, file));
+  for (const partition of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (!partition.isDirectory() || !partition.name.startsWith('date=')) continue;
+    for (const file of await readdir(join(dir, partition.name))) {
+      if (file.endsWith('.parquet')) out.push(join(dir, partition.name, file));
     }
   }
   return out.sort();

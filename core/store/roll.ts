@@ -138,3 +138,12 @@ export async function listSegments(store: string, instance: string): Promise<str
     .sort()
     .map((n) => join(dir, n));
 }
+
+/** Moves a segment that cannot be rolled into `_quarantine/`, whole, for a human to look at. */
+export async function quarantineSegment(store: string, segmentPath: string): Promise<string> {
+  const qdir = storePaths.quarantine(store);
+  await mkdir(qdir, { recursive: true });
+  const target = join(qdir, basename(segmentPath));
+  await rename(segmentPath, target);
+  return target;
+}

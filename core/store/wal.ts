@@ -2,6 +2,7 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { HsError } from '../errors.js';
+import { syncDir } from './layout.js';
 
 /** The file operations the WAL needs; injected so tests can simulate a full disk. */
 export interface WalFile {
@@ -165,6 +166,8 @@ export class WriteAheadLog {
     // uuidv7 names sort by creation time, so segments roll in the order they were written.
     const path = join(this.opts.dir, `${uuidv7()}${WAL_SUFFIX}`);
     const file = await this.openFile(path);
+    // The new file's directory entry must be durable too, or its acknowledged records could vanish with it.
+    await syncDir(this.opts.dir);
     this.segment = { path, file, size: 0, openedAt: Date.now() };
     return this.segment;
   }

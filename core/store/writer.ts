@@ -1,11 +1,11 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { CaptureRecord } from '../capture-schema.js';
 import { HsError } from '../errors.js';
 import { ensureStore, storePaths } from './layout.js';
-import { listSegments, repairSegment, rollSegment, type RollResult } from './roll.js';
+import { listSegments, quarantineSegment, repairSegment, rollSegment, type RollResult } from './roll.js';
 import { WriteAheadLog, type OpenWalFile } from './wal.js';
 
 export interface CaptureWriterOptions {
@@ -24,6 +24,7 @@ export interface CaptureWriterEvents {
   rolled?(result: RollResult, durationMs: number): void;
   rollFailed?(segment: string, err: unknown, retryInMs: number): void;
   recovered?(segment: string, repaired: { records: number; quarantined: number }): void;
+  quarantined?(segment: string, movedTo: string, err: unknown): void;
 }
 
 /** Durable capture: records go to the WAL (acknowledged once fsynced), segments roll into Parquet in the background. */
@@ -53,7 +54,7 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   await ensureStore(opts.store);
   const walDir = storePaths.wal(opts.store, opts.instance);
   await mkdir(walDir, { recursive: true });
-  const releaseLock = await acquireLock(walDir, opts.instance);
+  const releaseLock = await acquireLock(resolve(walDir), opts.instance);
   const db = await DuckDBInstance.create(':memory:', { threads: '1' });
   const conn = await db.connect();
   const events = opts.events ?? {};
@@ -62,10 +63,11 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   let queued = 0;
   let closing = false;
 
-  const roll = (segment: string): Promise<void> => {
+  /** Rolls one segment, retrying with backoff; `maxAttempts` bounds start-up recovery so it cannot hang. */
+  const roll = (segment: string, maxAttempts = Infinity): Promise<void> => {
     queued += 1;
     const run = async () => {
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 1; ; attempt++) {
         const started = performance.now();
         try {
           const result = await rollSegment(conn, opts.store, opts.instance, segment);
@@ -73,9 +75,9 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
           return;
         } catch (err) {
           // The segment stays on disk: nothing is lost, it is retried and, at worst, recovered at next start.
-          const retryInMs = Math.min(30_000, 500 * 2 ** attempt);
+          const retryInMs = Math.min(30_000, 250 * 2 ** attempt);
           events.rollFailed?.(segment, err, retryInMs);
-          if (closing) throw err;
+          if (closing || attempt >= maxAttempts) throw err;
           await new Promise((r) => setTimeout(r, retryInMs));
         }
       }
@@ -87,11 +89,17 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
     return p;
   };
 
-  // Recovery: segments left by a previous run of this instance were never rolled.
+  // Recovery: segments left by a previous run of this instance were never rolled. One DuckDB cannot
+  // read is set aside in _quarantine/ (renamed, not copied, so even a full disk loses nothing).
   for (const segment of await listSegments(opts.store, opts.instance)) {
     const repaired = await repairSegment(opts.store, segment);
     events.recovered?.(segment, repaired);
-    await roll(segment);
+    try {
+      await roll(segment, 3);
+    } catch (err) {
+      const aside = await quarantineSegment(opts.store, segment);
+      events.quarantined?.(segment, aside, err);
+    }
   }
 
   const wal = new WriteAheadLog({
@@ -112,14 +120,26 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
       await rollChain;
     },
     async close() {
-      await wal.close();
       closing = true;
+      let failure: unknown = null;
       try {
+        await wal.close();
         await rollChain;
+        // rollChain swallows errors for chaining; a segment still on disk is one that failed to roll.
+        if ((await listSegments(opts.store, opts.instance)).length > 0) failure = new Error('a segment failed to roll');
+      } catch (err) {
+        failure = err;
       } finally {
         conn.closeSync();
         db.closeSync();
         await releaseLock();
+      }
+      if (failure) {
+        throw new HsError(
+          'HS_ERR_WAL_WRITE',
+          `Could not roll every WAL segment into Parquet (${(failure as Error).message}). They are kept in ${walDir} and are rolled when a recorder with --instance ${opts.instance} next starts on this store.`,
+          { cause: failure },
+        );
       }
     },
     walBytes: () => wal.bytesInOpenSegment,
@@ -155,7 +175,8 @@ async function acquireLock(walDir: string, instance: string): Promise<() => Prom
       if (heldElsewhere || heldHere) {
         throw new HsError(
           'HS_ERR_CONFIG_INVALID',
-          `Recorder instance "${instance}" is already running (pid ${holder!.pid} on ${holder!.host}) on this store. Give each recorder its own --instance.`,
+          `Recorder instance "${instance}" is already running (pid ${holder!.pid} on ${holder!.host}) on this store. Give each recorder its own --instance` +
+            (heldElsewhere ? `, or, if that recorder is gone for good, delete ${lockPath}.` : '.'),
         );
       }
       // The holder died without releasing the lock (a crash): take it over.

@@ -1,3 +1,5 @@
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
 import { isMutating } from '../../core/capture-schema.js';
 import { parseIsoUs } from '../../core/clock.js';
@@ -41,6 +43,11 @@ const MAX_BATCH = 1000;
 
 /** `POST /effects`: handlers that report their own side effects send them here in batches. */
 export async function effectsRoutes(app: FastifyInstance): Promise<void> {
+  // Fastify's default validator drops unknown fields and coerces types; a batch that is not what it claims is refused.
+  const strict = new Ajv({ allErrors: true, coerceTypes: false, removeAdditional: false });
+  addFormats.default(strict);
+  app.setValidatorCompiler(({ schema }) => strict.compile(schema));
+
   app.post<{ Body: { effects: ReportedCall[] } }>(
     '/effects',
     {
@@ -100,11 +107,14 @@ export async function effectsRoutes(app: FastifyInstance): Promise<void> {
           isMutating(call.method) ? 'effect' : 'exchange',
         );
       });
-      try {
-        await Promise.all(records.map((r) => ctx.capture.append(r)));
-      } catch (err) {
-        ctx.metrics.captureFailures.inc({ kind: 'effect' }, records.length);
-        throw new HsError('HS_ERR_CAPTURE_FAILED', 'The batch could not be stored durably; resend it.', { cause: err });
+      const outcomes = await Promise.allSettled(records.map((r) => ctx.capture.append(r)));
+      const failed = records.filter((_r, i) => outcomes[i]!.status === 'rejected');
+      for (const r of failed) ctx.metrics.captureFailures.inc({ kind: r.t });
+      if (failed.length > 0) {
+        // The stored ones stay: a resent batch duplicates them (same delivery, method, path, body), which the analyzer can see.
+        throw new HsError('HS_ERR_CAPTURE_FAILED', `${failed.length} of ${records.length} records could not be stored durably; resend the batch.`, {
+          details: { failed: failed.length },
+        });
       }
       for (const r of records) {
         if (r.t === 'effect') ctx.metrics.effects.inc({ upstream: r.upstream, correlation: r.correlation });

@@ -60,14 +60,17 @@ export async function hooksRoutes(app: FastifyInstance): Promise<void> {
         await capture(app, request, record, 'rejected');
         throw new HsError('HS_ERR_SIGNATURE_INVALID', `The ${source} signature does not match the configured secret; check the webhook secret on both sides.`);
       }
-      ctx.attribution.remember(record.delivery_id, record.repository, record.issue_number, receivedAtUs);
+      const remember = () => ctx.attribution.remember(record.delivery_id, record.repository, record.issue_number, receivedAtUs);
 
       if (ctx.mode === 'passive') {
         if (!(await capture(app, request, record, 'captured'))) {
           throw new HsError('HS_ERR_CAPTURE_FAILED', 'The delivery could not be stored durably; it was not acknowledged, so the sender should retry.');
         }
+        remember();
         return reply.status(202).send({ delivery_id: record.delivery_id, captured: true });
       }
+      // In tee mode the legacy handler's calls arrive while it is forwarded: remember it first.
+      remember();
       return tee(app, request, reply, raw, record);
     },
   );

@@ -56,6 +56,18 @@ describe('hookshadow import', () => {
     expect(await queryStore(store, 'SELECT delivery_id FROM deliveries')).toEqual([{ delivery_id: 'imp-1' }]);
   });
 
+  it('accepts header names in any case and RFC 3339 times with a space', async () => {
+    const dir = await tempDir();
+    const store = join(dir, 'store');
+    const file = join(dir, 'cased.ndjson');
+    await writeFile(file, ndjson([{ type: 'delivery', source: 'github', received_at: '2026-03-01 23:30:00+02:00', headers: { 'X-GitHub-Event': 'issues', 'X-GitHub-Delivery': 'cased-1' }, body: '{}' }]));
+    const res = await runCli(['import', file, '--store', store]);
+    expect(res.code).toBe(0);
+    expect(await queryStore(store, `SELECT delivery_id, event, strftime(received_at, '%Y-%m-%d %H:%M') AS at FROM deliveries`)).toEqual([
+      { delivery_id: 'cased-1', event: 'issues', at: '2026-03-01 21:30' },
+    ]);
+  });
+
   it('fails clearly on a file that does not exist', async () => {
     const res = await runCli(['import', '/nonexistent/file.ndjson', '--store', join(await tempDir(), 's')]);
     expect(res.code).toBe(1);

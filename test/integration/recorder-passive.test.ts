@@ -146,6 +146,16 @@ describe('recorder, passive mode', () => {
     expect(await queryStore(store, 'SELECT path, response_body FROM exchanges')).toEqual([{ path: '/repos/octo/repo/issues/12', response_body: '{"labels":[]}' }]);
   });
 
+  it('refuses an effects batch with unknown fields or mistyped values instead of dropping or coercing them', async () => {
+    const { app } = await recorderApp();
+    const call = { upstream: 'github', method: 'POST', path: '/x' };
+    for (const entry of [{ ...call, colour: 'red' }, { ...call, response_status: '201' }]) {
+      const res = await app.inject({ method: 'POST', url: '/effects', payload: { effects: [entry] } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().code).toBe('HS_ERR_EFFECTS_INVALID');
+    }
+  });
+
   it('serves /healthz and Prometheus /metrics', async () => {
     const { app } = await recorderApp();
     await app.inject({ method: 'POST', url: '/hooks/github', headers: ghHeaders(), payload: issueBody });

@@ -67,3 +67,9 @@ describe('recorder config', () => {
     expect(() => parsePairs(['=x'], '--upstream')).toThrowError(/--upstream expects NAME=VALUE/);
   });
 });
+
+describe('record flags', () => {
+  it('keeps every --secret given for one source, for rotation', () => {
+    expect(resolveConfig([flagsLayer({ secret: ['github=old', 'github=new'] })]).secrets).toEqual({ github: ['old', 'new'] });
+  });
+});

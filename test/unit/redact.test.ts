@@ -56,3 +56,23 @@ describe('redaction', () => {
     expect(a).not.toContain('same');
   });
 });
+
+describe('redaction of body values that are not plain string literals', () => {
+  const r = createRedactor({ mode: 'mask', key: null, headers: [], query_params: [], body_paths: ['issue.number', 'auth.pin'] });
+
+  it('redacts a number only after its key, never digits elsewhere in the body', () => {
+    const body = '{"size":1555,"issue":{"number":5},"other":{"number":5}}';
+    const { value } = r.body(body);
+    expect(value).toBe('{"size":1555,"issue":{"number":"[REDACTED]"},"other":{"number":"[REDACTED]"}}');
+    expect(() => JSON.parse(value!)).not.toThrow();
+  });
+
+  it('re-serializes rather than keep a secret written with other escapes', () => {
+    const body = '{"auth": {"pin": "s\\u0065cret"}}';
+    const { value, redacted } = r.body(body);
+    expect(value).not.toContain('secret');
+    expect(value).not.toContain('s\\u0065cret');
+    expect(JSON.parse(value!)).toEqual({ auth: { pin: '[REDACTED]' } });
+    expect(redacted).toContain('body:reserialized');
+  });
+});

@@ -67,3 +67,11 @@ describe('delivery facts', () => {
     expect(deliveryFacts('generic', {}, 'not an object')).toEqual({ event: null, deliveryId: null, action: null, repository: null, issueNumber: null });
   });
 });
+
+describe('signature edge cases', () => {
+  it('verifies a signed empty GitHub body instead of failing', async () => {
+    const headers = { 'x-hub-signature-256': `sha256=${hex('s', '')}` };
+    expect(await verifySignature('github', Buffer.alloc(0), headers, ['s'])).toBe(true);
+    expect(await verifySignature('github', Buffer.alloc(0), { 'x-hub-signature-256': 'sha256=00' }, ['s'])).toBe(false);
+  });
+});

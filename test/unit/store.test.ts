@@ -204,3 +204,34 @@ describe('capture store', () => {
     expect(formatUs(Date.UTC(2026, 0, 2, 3, 4, 5, 6) * 1000 + 7)).toBe('2026-01-02T03:04:05.006007Z');
   });
 });
+
+describe('capture store, damaged input', () => {
+  it('sets aside a leftover segment DuckDB cannot roll, instead of hanging start-up', async () => {
+    const store = await tempDir();
+    const walDir = storePaths.wal(store, 'test');
+    await mkdir(walDir, { recursive: true });
+    // Valid JSON with the right record type, but a timestamp that is not a number: the roll itself fails.
+    const bad = join(walDir, '0190a000-0000-7000-8000-000000000003.wal');
+    await writeFile(bad, JSON.stringify({ ...delivery(), received_at_us: 'yesterday' }) + '\n');
+    const quarantined: string[] = [];
+    const writer = await openCaptureWriter({
+      store,
+      instance: 'test',
+      maxSegmentBytes: 1 << 20,
+      maxSegmentAgeMs: 60_000,
+      events: { quarantined: (_segment, movedTo) => quarantined.push(movedTo) },
+    });
+    await writer.append(delivery({ delivery_id: 'after' }));
+    await writer.close();
+    expect(quarantined).toEqual([join(store, '_quarantine', '0190a000-0000-7000-8000-000000000003.wal')]);
+    expect(await readFile(quarantined[0]!, 'utf8')).toContain('yesterday');
+    expect(await queryStore(store, 'SELECT delivery_id FROM deliveries')).toEqual([{ delivery_id: 'after' }]);
+  });
+
+  it('ignores stray files among the partitions', async () => {
+    const store = await tempDir();
+    await writeAll(store, [delivery()]);
+    await writeFile(join(store, 'deliveries', 'date=notes.txt'), 'hello');
+    expect(await queryStore(store, 'SELECT count(*)::INTEGER AS n FROM deliveries')).toEqual([{ n: 1 }]);
+  });
+});
