@@ -218,14 +218,15 @@ export async function importNdjson(opts: ImportOptions): Promise<ImportResult> {
     maxSegmentAgeMs: opts.wal.max_segment_age_ms,
   });
   const redactor = createRedactor(opts.redaction);
-  const invalidAt = new Set(invalid.map((p) => `${p.file}:${p.line}`));
   let batch: Promise<void>[] = [];
   let done = 0;
   try {
-    for await (const { file, line, text } of readLines(opts.files)) {
+    for await (const { text } of readLines(opts.files)) {
       done += 1;
-      if (invalidAt.has(`${file}:${line}`)) continue;
-      const rec = toRecord(JSON.parse(text) as Line, redactor, attribution, instance);
+      // Checked again rather than remembered: the first pass keeps nothing per line, so memory stays flat.
+      const checked = check(validators, text);
+      if (!checked.ok) continue;
+      const rec = toRecord(checked.value, redactor, attribution, instance);
       if (rec.t === 'delivery') result.deliveries += 1;
       else if (rec.t === 'effect') result.effects += 1;
       else result.exchanges += 1;
