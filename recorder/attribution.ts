@@ -13,6 +13,9 @@ interface Recent {
   receivedAtUs: number;
 }
 
+/** Recent deliveries kept per repository and issue; the newest within the window is the one inferred. */
+const MAX_PER_SUBJECT = 8;
+
 /** `owner/repo#N` from API paths (GitHub, Gitea/Forgejo `/api/v1`, GitLab `/projects/:id/...`) and web URLs in bodies. */
 const PATH_SUBJECT = /\/repos\/([^/?#\s"]+)\/([^/?#\s"]+)\/(?:issues|pulls)\/(\d+)/;
 const GITLAB_SUBJECT = /\/projects\/([^/?#\s"]+)\/(?:issues|merge_requests)\/(\d+)/;
@@ -43,8 +46,8 @@ export function createAttributionIndex(windowUs: number, opts: { prune?: boolean
   let lastPruneUs = 0;
 
   const prune = (nowUs: number) => {
-    // Amortized: prune at most once per window, so the index stays bounded under load.
-    if (opts.prune === false || nowUs - lastPruneUs < windowUs) return;
+    // Amortized: a sweep every quarter window keeps the index to about one window of subjects.
+    if (opts.prune === false || nowUs - lastPruneUs < windowUs / 4) return;
     lastPruneUs = nowUs;
     for (const [key, list] of bySubject) {
       const kept = list.filter((r) => nowUs - r.receivedAtUs <= windowUs);
@@ -59,6 +62,8 @@ export function createAttributionIndex(windowUs: number, opts: { prune?: boolean
       const key = subjectKey(repository, issueNumber);
       const list = bySubject.get(key) ?? [];
       list.push({ deliveryId, receivedAtUs });
+      // Only the most recent deliveries about a subject can win; older ones need not be kept (bounded memory).
+      if (list.length > MAX_PER_SUBJECT && opts.prune !== false) list.shift();
       bySubject.set(key, list);
       prune(receivedAtUs);
     },

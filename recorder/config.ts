@@ -41,7 +41,7 @@ export const DEFAULT_CONFIG: RecorderConfig = {
   signature_policy: 'reject',
   body_limit_bytes: 25 * 1024 * 1024, // 25 MiB, GitHub's maximum payload
   wal: {
-    max_segment_bytes: 64 * 1024 * 1024, // 64 MiB
+    max_segment_bytes: 32 * 1024 * 1024, // 32 MiB: each roll's memory peak grows with it
     max_segment_age_ms: 60_000, // 1 min: how stale Parquet may be behind the WAL
   },
   attribution: { window_ms: 30_000 }, // 30 s after a delivery, its repo/number attributes calls

@@ -7,8 +7,14 @@ import { storePaths, syncDir, writeFileAtomic } from './layout.js';
 import { WAL_SUFFIX } from './wal.js';
 
 const RECORD_TYPES = new Set(Object.values(TABLE_SPECS).map((s) => s.recordType));
-// A body may be up to 25 MiB and JSON escaping can grow it several times over.
-const MAX_RECORD_BYTES = 512 * 1024 * 1024;
+
+/**
+ * DuckDB's JSON reader allocates buffers from maximum_object_size up front, so it is
+ * sized to the segment's largest record rather than to the largest conceivable one.
+ */
+function maxObjectSize(maxRecordBytes: number): number {
+  return Math.max(1024 * 1024, maxRecordBytes + 1024);
+}
 
 /** The `columns` argument of read_json: every field any record type carries, with its type. */
 const WAL_COLUMNS = (() => {
@@ -41,13 +47,19 @@ export interface RollResult {
  * deletes the segment. File names derive from the segment, so rolling the same
  * segment again after a crash overwrites identical files instead of duplicating rows.
  */
-export async function rollSegment(conn: DuckDBConnection, store: string, instance: string, segmentPath: string): Promise<RollResult> {
+export async function rollSegment(
+  conn: DuckDBConnection,
+  store: string,
+  instance: string,
+  segmentPath: string,
+  maxRecordBytes: number,
+): Promise<RollResult> {
   const segment = basename(segmentPath, WAL_SUFFIX);
   const staging = join(storePaths.staging(store, instance), segment);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   const rows = { deliveries: 0, effects: 0, exchanges: 0 } as Record<Table, number>;
-  const source = `read_json(${sqlString(segmentPath)}, format='newline_delimited', maximum_object_size=${MAX_RECORD_BYTES}, columns=${WAL_COLUMNS})`;
+  const source = `read_json(${sqlString(segmentPath)}, format='newline_delimited', maximum_object_size=${maxObjectSize(maxRecordBytes)}, columns=${WAL_COLUMNS})`;
   for (const table of TABLES) {
     const target = join(staging, table);
     const result = await conn.run(
@@ -93,6 +105,8 @@ async function fsyncFile(path: string): Promise<void> {
 export interface RepairResult {
   records: number;
   quarantined: number;
+  /** Bytes of the largest record kept, newline included. */
+  maxRecordBytes: number;
 }
 
 /**
@@ -111,13 +125,14 @@ export async function repairSegment(store: string, segmentPath: string): Promise
     if (!torn && isValidRecord(line)) good.push(line);
     else bad.push(line);
   });
+  const maxRecordBytes = good.reduce((m, l) => Math.max(m, Buffer.byteLength(l) + 1), 0);
   if (bad.length > 0) {
     const qdir = storePaths.quarantine(store);
     await mkdir(qdir, { recursive: true });
     await appendFile(join(qdir, `${basename(segmentPath, WAL_SUFFIX)}.ndjson`), bad.map((l) => l + '\n').join(''));
     await writeFileAtomic(segmentPath, good.map((l) => l + '\n').join(''));
   }
-  return { records: good.length, quarantined: bad.length };
+  return { records: good.length, quarantined: bad.length, maxRecordBytes };
 }
 
 function isValidRecord(line: string): boolean {

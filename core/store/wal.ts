@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
@@ -7,19 +8,24 @@ import { syncDir } from './layout.js';
 /** The file operations the WAL needs; injected so tests can simulate a full disk. */
 export interface WalFile {
   writev(buffers: Buffer[]): Promise<void>;
+  /** Makes what was written durable; a no-op for files opened O_DSYNC, whose writes already are. */
   datasync(): Promise<void>;
   truncate(length: number): Promise<void>;
   close(): Promise<void>;
 }
 export type OpenWalFile = (path: string) => Promise<WalFile>;
 
+/**
+ * Segments are opened O_DSYNC: each write returns once the data is durable, so a
+ * group commit is one thread-pool round trip instead of two (write, then fdatasync).
+ */
 export const openWalFileOnDisk: OpenWalFile = async (path) => {
-  const fh: FileHandle = await open(path, 'a');
+  const fh: FileHandle = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o644);
   return {
     writev: async (buffers) => {
       await fh.writev(buffers);
     },
-    datasync: () => fh.datasync(),
+    datasync: async () => undefined,
     truncate: (length) => fh.truncate(length),
     close: () => fh.close(),
   };
@@ -31,8 +37,8 @@ export interface WalOptions {
   maxSegmentBytes: number;
   /** Seal a non-empty segment this long after it was opened. */
   maxSegmentAgeMs: number;
-  /** Called with the path of each sealed, non-empty segment, in order. */
-  onSealed: (path: string) => void;
+  /** Called with each sealed, non-empty segment, in order, and the size of its largest record. */
+  onSealed: (path: string, maxRecordBytes: number) => void;
   openFile?: OpenWalFile;
   onFlush?: (stats: { records: number; bytes: number; durationMs: number }) => void;
 }
@@ -47,6 +53,7 @@ interface Segment {
   path: string;
   file: WalFile;
   size: number;
+  maxRecordBytes: number;
   openedAt: number;
 }
 
@@ -54,7 +61,7 @@ export const WAL_SUFFIX = '.wal';
 
 /**
  * An append-only log of NDJSON records with group commit: every append waiting
- * while a write+fdatasync is in flight goes out in the next single write+fdatasync.
+ * while a durable write is in flight goes out together in the next one.
  * `append` resolves only once its record is durable; that is the recorder's
  * definition of "acknowledged".
  */
@@ -146,6 +153,7 @@ export class WriteAheadLog {
       return;
     }
     seg.size += bytes;
+    for (const p of batch) seg.maxRecordBytes = Math.max(seg.maxRecordBytes, p.buf.length);
     this.bytesInOpenSegment = seg.size;
     for (const p of batch) p.resolve();
     this.opts.onFlush?.({ records: batch.length, bytes, durationMs: performance.now() - started });
@@ -168,7 +176,7 @@ export class WriteAheadLog {
     const file = await this.openFile(path);
     // The new file's directory entry must be durable too, or its acknowledged records could vanish with it.
     await syncDir(this.opts.dir);
-    this.segment = { path, file, size: 0, openedAt: Date.now() };
+    this.segment = { path, file, size: 0, maxRecordBytes: 0, openedAt: Date.now() };
     return this.segment;
   }
 
@@ -178,7 +186,7 @@ export class WriteAheadLog {
     this.segment = null;
     this.bytesInOpenSegment = 0;
     await seg.file.close();
-    if (seg.size > 0) this.opts.onSealed(seg.path);
+    if (seg.size > 0) this.opts.onSealed(seg.path, seg.maxRecordBytes);
     else await unlink(seg.path).catch(() => undefined);
   }
 }

@@ -23,7 +23,7 @@ export interface CaptureWriterEvents {
   flushed?(stats: { records: number; bytes: number; durationMs: number }): void;
   rolled?(result: RollResult, durationMs: number): void;
   rollFailed?(segment: string, err: unknown, retryInMs: number): void;
-  recovered?(segment: string, repaired: { records: number; quarantined: number }): void;
+  recovered?(segment: string, repaired: { records: number; quarantined: number; maxRecordBytes: number }): void;
   quarantined?(segment: string, movedTo: string, err: unknown): void;
 }
 
@@ -55,7 +55,8 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   const walDir = storePaths.wal(opts.store, opts.instance);
   await mkdir(walDir, { recursive: true });
   const releaseLock = await acquireLock(resolve(walDir), opts.instance);
-  const db = await DuckDBInstance.create(':memory:', { threads: '1' });
+  // One thread and a memory cap: rolling is background work and must not crowd out the requests it records.
+  const db = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '256MB', preserve_insertion_order: 'false' });
   const conn = await db.connect();
   const events = opts.events ?? {};
 
@@ -64,13 +65,13 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   let closing = false;
 
   /** Rolls one segment, retrying with backoff; `maxAttempts` bounds start-up recovery so it cannot hang. */
-  const roll = (segment: string, maxAttempts = Infinity): Promise<void> => {
+  const roll = (segment: string, maxRecordBytes: number, maxAttempts = Infinity): Promise<void> => {
     queued += 1;
     const run = async () => {
       for (let attempt = 1; ; attempt++) {
         const started = performance.now();
         try {
-          const result = await rollSegment(conn, opts.store, opts.instance, segment);
+          const result = await rollSegment(conn, opts.store, opts.instance, segment, maxRecordBytes);
           events.rolled?.(result, performance.now() - started);
           return;
         } catch (err) {
@@ -95,7 +96,7 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
     const repaired = await repairSegment(opts.store, segment);
     events.recovered?.(segment, repaired);
     try {
-      await roll(segment, 3);
+      await roll(segment, repaired.maxRecordBytes, 3);
     } catch (err) {
       const aside = await quarantineSegment(opts.store, segment);
       events.quarantined?.(segment, aside, err);
@@ -106,7 +107,7 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
     dir: walDir,
     maxSegmentBytes: opts.maxSegmentBytes,
     maxSegmentAgeMs: opts.maxSegmentAgeMs,
-    onSealed: (segment) => void roll(segment).catch(() => undefined),
+    onSealed: (segment, maxRecordBytes) => void roll(segment, maxRecordBytes).catch(() => undefined),
     ...(opts.openFile ? { openFile: opts.openFile } : {}),
     ...(events.flushed ? { onFlush: events.flushed } : {}),
   });

@@ -119,6 +119,17 @@ describe('capture store', () => {
     );
   });
 
+  it('rolls a segment holding a body of several MiB, sizing the JSON reader to its largest record', async () => {
+    const store = await tempDir();
+    const big = 'é"\n'.repeat(1024 * 1024); // 3 Mi characters that all need escaping or multi-byte UTF-8
+    await writeAll(store, [delivery({ delivery_id: 'big', body: big }), delivery({ delivery_id: 'small' })]);
+    const rows = await queryStore<{ delivery_id: string; n: number }>(store, 'SELECT delivery_id, length(body)::INTEGER AS n FROM deliveries ORDER BY 1');
+    expect(rows).toEqual([
+      { delivery_id: 'big', n: big.length },
+      { delivery_id: 'small', n: 21 },
+    ]);
+  });
+
   it('rolls the same segment twice without duplicating rows (crash between rename and unlink)', async () => {
     const store = await tempDir();
     const walDir = storePaths.wal(store, 'test');
@@ -128,9 +139,9 @@ describe('capture store', () => {
     await writeFile(segment, text);
     const db = await DuckDBInstance.create(':memory:');
     const conn = await db.connect();
-    await rollSegment(conn, store, 'test', segment);
+    await rollSegment(conn, store, 'test', segment, text.length);
     await writeFile(segment, text);
-    await rollSegment(conn, store, 'test', segment);
+    await rollSegment(conn, store, 'test', segment, text.length);
     conn.closeSync();
     db.closeSync();
     await writeFile(storePaths.manifest(store), JSON.stringify({ format: 'hookshadow-capture', version: 1 }));
@@ -142,7 +153,7 @@ describe('capture store', () => {
     const segment = join(store, 'seg.wal');
     const good = JSON.stringify(delivery());
     await writeFile(segment, `${good}\nnot json\n${good}\n{"t":"deliv`);
-    expect(await repairSegment(store, segment)).toEqual({ records: 2, quarantined: 2 });
+    expect(await repairSegment(store, segment)).toEqual({ records: 2, quarantined: 2, maxRecordBytes: good.length + 1 });
     expect(await readFile(segment, 'utf8')).toBe(`${good}\n${good}\n`);
     expect(await readFile(join(store, '_quarantine', 'seg.ndjson'), 'utf8')).toBe('not json\n{"t":"deliv\n');
   });
