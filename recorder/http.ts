@@ -1,3 +1,5 @@
+import { request, type Dispatcher } from 'undici';
+
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy; `host` is set from the target URL. */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -34,3 +36,27 @@ export const errorSchema = {
   properties: { code: { type: 'string' }, message: { type: 'string' } },
   additionalProperties: true,
 } as const;
+
+/** A whole answer from the legacy handler or an upstream. */
+export interface Forwarded {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** Sends one request through the dispatcher and reads the whole answer; rejects on a transport failure or timeout. */
+export async function forward(
+  dispatcher: Dispatcher,
+  url: string,
+  opts: { method: string; headers: Record<string, string | string[]>; body: Buffer | null; timeoutMs: number },
+): Promise<Forwarded> {
+  const res = await request(url, {
+    method: opts.method as Dispatcher.HttpMethod,
+    headers: opts.headers,
+    body: opts.body,
+    dispatcher,
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs,
+  });
+  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+}

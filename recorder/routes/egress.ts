@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { request as undiciRequest } from 'undici';
 import { isMutating } from '../../core/capture-schema.js';
 import { HsError } from '../../core/errors.js';
 import { DELIVERY_HEADER } from '../attribution.js';
 import { buildCallRecord, headerValue } from '../capture.js';
-import { errorSchema, forwardableHeaders } from '../http.js';
+import { errorSchema, forward, forwardableHeaders, type Forwarded } from '../http.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -48,28 +47,22 @@ export async function egressRoutes(app: FastifyInstance): Promise<void> {
         atUs: observedAtUs,
       });
 
-      let status: number | null = null;
-      let responseHeaders: Record<string, string | string[] | undefined> = {};
-      let responseBody: Buffer | null = null;
+      let response: Forwarded | null = null;
       let error: string | null = null;
       try {
-        const res = await undiciRequest(target, {
+        response = await forward(ctx.dispatcher, target, {
           method,
           headers: forwardableHeaders(request.headers, [DELIVERY_HEADER]),
           body: requestBody,
-          dispatcher: ctx.dispatcher,
-          headersTimeout: ctx.config.egress.timeout_ms,
-          bodyTimeout: ctx.config.egress.timeout_ms,
+          timeoutMs: ctx.config.egress.timeout_ms,
         });
-        status = res.statusCode;
-        responseHeaders = res.headers;
-        responseBody = Buffer.from(await res.body.arrayBuffer());
       } catch (err) {
         error = (err as Error).message;
         ctx.metrics.forwardFailures.inc({ target: 'upstream' });
       }
 
       const limit = ctx.config.egress.max_recorded_body_bytes;
+      const responseBody = response?.body ?? null;
       const truncated = responseBody !== null && responseBody.length > limit;
       const kind = isMutating(method) ? 'effect' : 'exchange';
       const record = buildCallRecord(
@@ -79,8 +72,8 @@ export async function egressRoutes(app: FastifyInstance): Promise<void> {
           path,
           requestHeaders: request.headers,
           requestBody,
-          responseStatus: status,
-          responseHeaders,
+          responseStatus: response?.status ?? null,
+          responseHeaders: response?.headers ?? {},
           responseBody: truncated ? responseBody!.subarray(0, limit) : responseBody,
           responseTruncated: truncated,
           observedAtUs,
@@ -103,11 +96,11 @@ export async function egressRoutes(app: FastifyInstance): Promise<void> {
         request.log.error({ err, upstream, method, path: record.path }, 'capture of a legacy API call failed');
       }
 
-      if (error !== null) {
+      if (!response) {
         throw new HsError('HS_ERR_UPSTREAM_UNREACHABLE', `Upstream "${upstream}" did not answer: ${error}`);
       }
-      void reply.status(status!).headers(forwardableHeaders(responseHeaders));
-      return reply.send(responseBody);
+      void reply.status(response.status).headers(forwardableHeaders(response.headers));
+      return reply.send(response.body);
     },
   });
 }

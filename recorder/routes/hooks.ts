@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { request as undiciRequest } from 'undici';
 import type { DeliveryRecord } from '../../core/capture-schema.js';
 import { HsError } from '../../core/errors.js';
 import { DELIVERY_HEADER } from '../attribution.js';
 import { buildDeliveryRecord } from '../capture.js';
-import { errorSchema, forwardableHeaders } from '../http.js';
+import { errorSchema, forward, forwardableHeaders, type Forwarded } from '../http.js';
 import { isSource, verifySignature } from '../sources.js';
 
 const paramsSchema = {
@@ -86,18 +85,15 @@ async function tee(app: FastifyInstance, request: FastifyRequest, reply: Fastify
   const ctx = app.recorder;
   const url = ctx.config.legacy.url!.replace('{source}', record.source);
   const started = performance.now();
-  let response: { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | null = null;
+  let response: Forwarded | null = null;
   try {
-    const res = await undiciRequest(url, {
+    response = await forward(ctx.dispatcher, url, {
       method: 'POST',
       headers: { ...forwardableHeaders(request.headers, [DELIVERY_HEADER]), [DELIVERY_HEADER]: record.delivery_id },
       body: raw,
-      dispatcher: ctx.dispatcher,
-      headersTimeout: ctx.config.legacy.timeout_ms,
-      bodyTimeout: ctx.config.legacy.timeout_ms,
+      timeoutMs: ctx.config.legacy.timeout_ms,
     });
-    response = { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
-    record.legacy_status = res.statusCode;
+    record.legacy_status = response.status;
   } catch (err) {
     record.legacy_error = (err as Error).message;
     ctx.metrics.forwardFailures.inc({ target: 'legacy' });
