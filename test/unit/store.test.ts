@@ -119,9 +119,9 @@ describe('capture store', () => {
     );
   });
 
-  it('rolls a segment holding a body of several MiB, sizing the JSON reader to its largest record', async () => {
+  it('rolls a body near the 25 MiB limit within the roller memory cap, sizing the JSON reader to its largest record', async () => {
     const store = await tempDir();
-    const big = 'é"\n'.repeat(1024 * 1024); // 3 Mi characters that all need escaping or multi-byte UTF-8
+    const big = 'é"\n\\'.repeat(6 * 1024 * 1024); // 24 Mi characters, all needing escaping or multi-byte UTF-8
     await writeAll(store, [delivery({ delivery_id: 'big', body: big }), delivery({ delivery_id: 'small' })]);
     const rows = await queryStore<{ delivery_id: string; n: number }>(store, 'SELECT delivery_id, length(body)::INTEGER AS n FROM deliveries ORDER BY 1');
     expect(rows).toEqual([
