@@ -59,16 +59,24 @@ export async function rollSegment(
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   const rows = { deliveries: 0, effects: 0, exchanges: 0 } as Record<Table, number>;
-  const source = `read_json(${sqlString(segmentPath)}, format='newline_delimited', maximum_object_size=${maxObjectSize(maxRecordBytes)}, columns=${WAL_COLUMNS})`;
-  for (const table of TABLES) {
-    const target = join(staging, table);
-    const result = await conn.run(
-      `COPY (SELECT ${selectList(table)} FROM ${source} WHERE t = ${sqlString(TABLE_SPECS[table].recordType)}) ` +
-        `TO ${sqlString(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), OVERWRITE_OR_IGNORE, ` +
-        `FILENAME_PATTERN ${sqlString(`${instance}_${segment}_{i}`)}, ` +
-        `KV_METADATA {hookshadow_format: ${sqlString(CAPTURE_FORMAT_NAME)}, hookshadow_format_version: '${CAPTURE_FORMAT_VERSION}', hookshadow_table: ${sqlString(table)}})`,
-    );
-    rows[table] = Number(result.rowsChanged);
+  // Parse the segment once, then split it into the three tables (each COPY would otherwise re-read the file).
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE wal_segment AS SELECT * FROM read_json(${sqlString(segmentPath)}, format='newline_delimited', ` +
+      `maximum_object_size=${maxObjectSize(maxRecordBytes)}, columns=${WAL_COLUMNS})`,
+  );
+  try {
+    for (const table of TABLES) {
+      const target = join(staging, table);
+      const result = await conn.run(
+        `COPY (SELECT ${selectList(table)} FROM wal_segment WHERE t = ${sqlString(TABLE_SPECS[table].recordType)}) ` +
+          `TO ${sqlString(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), OVERWRITE_OR_IGNORE, ` +
+          `FILENAME_PATTERN ${sqlString(`${instance}_${segment}_{i}`)}, ` +
+          `KV_METADATA {hookshadow_format: ${sqlString(CAPTURE_FORMAT_NAME)}, hookshadow_format_version: '${CAPTURE_FORMAT_VERSION}', hookshadow_table: ${sqlString(table)}})`,
+      );
+      rows[table] = Number(result.rowsChanged);
+    }
+  } finally {
+    await conn.run('DROP TABLE IF EXISTS wal_segment');
   }
   const files: string[] = [];
   for (const table of TABLES) {
