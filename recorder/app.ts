@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { pino } from 'pino';
 import { Agent, type Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -24,12 +24,22 @@ export interface RecorderContext {
   metrics: RecorderMetrics;
   /** All outbound HTTP (to the legacy handler and upstreams) goes through this dispatcher. */
   dispatcher: Dispatcher;
+  /** Deliveries being captured or forwarded right now. */
+  deliveriesInFlight: number;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     recorder: RecorderContext;
+    /** Refuses new deliveries and waits for those in flight (egress stays up meanwhile). */
+    drainDeliveries(): Promise<void>;
   }
+}
+
+/** Graceful stop: drain deliveries in flight (their legacy API calls still proxied), then close. */
+export async function closeRecorder(app: FastifyInstance): Promise<void> {
+  await app.drainDeliveries();
+  await app.close();
 }
 
 export interface RecorderDeps {
@@ -52,6 +62,10 @@ export async function buildRecorder(deps: RecorderDeps): Promise<FastifyInstance
     exposeHeadRoutes: false,
     // Our own onRequest hook answers 503 with a JSON error body while closing.
     return503OnClosing: false,
+    // Errors raised before routing (a malformed URL) also answer in hookshadow's error format.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).status(400).send({ code: 'HS_ERR_BAD_REQUEST', message: error.message });
+    },
     // One log line per webhook at production rates is noise; errors and lifecycle events are logged explicitly.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -65,16 +79,25 @@ export async function buildRecorder(deps: RecorderDeps): Promise<FastifyInstance
     attribution: createAttributionIndex(config.attribution.window_ms * 1000),
     metrics: deps.metrics ?? createRecorderMetrics(),
     dispatcher: deps.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, connections: 256 }),
+    deliveriesInFlight: 0,
   };
   app.decorate('recorder', ctx);
-  let closing = false;
+  // Shutdown has two stages. Draining: new deliveries are refused, but the egress proxy and
+  // /effects keep serving, because the legacy handler is still working on the deliveries in
+  // flight and its API calls must reach the upstream. Closing: everything is refused.
+  let stage: 'open' | 'draining' | 'closing' = 'open';
   app.addHook('preClose', async () => {
-    closing = true;
+    stage = 'closing';
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (!closing) return;
+  app.addHook('onRequest', async (request, reply) => {
+    if (stage === 'open' || (stage === 'draining' && !request.url.startsWith('/hooks/'))) return;
     const err = new HsError('HS_ERR_SHUTTING_DOWN', 'The recorder is shutting down; retry against another instance.');
     return reply.status(err.status).header('connection', 'close').send(errorBody(err));
+  });
+  app.decorate('drainDeliveries', async () => {
+    stage = 'draining';
+    const deadline = Date.now() + config.legacy.timeout_ms + 1000;
+    while (ctx.deliveriesInFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   });
   if (ownsDispatcher) app.addHook('onClose', async () => ctx.dispatcher.close());
 

@@ -24,12 +24,21 @@ const URL_SUBJECT = /https?:\/\/[^/\s"]+\/([^/\s"]+)\/([^/\s"]+)\/(?:issues|pull
 /** The repository and issue/PR number a call is about, if its path or body names one. */
 export function callSubject(path: string, body: string | null): string | null {
   const p = PATH_SUBJECT.exec(path);
-  if (p) return subjectKey(`${decodeURIComponent(p[1]!)}/${decodeURIComponent(p[2]!)}`, Number(p[3]));
+  if (p) return subjectKey(`${decode(p[1]!)}/${decode(p[2]!)}`, Number(p[3]));
   const g = GITLAB_SUBJECT.exec(path);
-  if (g) return subjectKey(decodeURIComponent(g[1]!), Number(g[2]));
+  if (g) return subjectKey(decode(g[1]!), Number(g[2]));
   const u = body ? URL_SUBJECT.exec(body) : null;
   if (u) return subjectKey(`${u[1]}/${u[2]}`, Number(u[3]));
   return null;
+}
+
+/** Percent-decodes a path segment; a malformed escape is kept as written rather than failing the call. */
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 export function subjectKey(repository: string, number: number): string {

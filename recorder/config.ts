@@ -54,6 +54,7 @@ export const DEFAULT_CONFIG: RecorderConfig = {
 };
 
 const stringList = { type: 'array', items: { type: 'string' } } as const;
+const secretList = { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 } as const;
 const positiveInt = { type: 'integer', minimum: 1 } as const;
 
 const CONFIG_SCHEMA = {
@@ -77,7 +78,8 @@ const CONFIG_SCHEMA = {
     secrets: {
       type: 'object',
       propertyNames: { enum: [...SOURCES] },
-      additionalProperties: { anyOf: [{ type: 'string', minLength: 1 }, { ...stringList, minItems: 1 }] },
+      // An empty secret would let anyone sign (HMAC with an empty key): refused.
+      additionalProperties: { anyOf: [{ type: 'string', minLength: 1 }, secretList] },
     },
     signature_policy: { enum: ['reject', 'flag'] },
     body_limit_bytes: positiveInt,
@@ -160,7 +162,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): ConfigLayer {
   for (const source of SOURCES) {
     const value = env[`HOOKSHADOW_SECRET_${source.toUpperCase()}`];
     // A comma-separated list supports rotation (old and new secret at once).
-    if (value) secrets[source] = value.split(',').map((s) => s.trim()).filter(Boolean);
+    const list = value?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+    if (list.length > 0) secrets[source] = list;
   }
   const layer: ConfigLayer = {};
   if (Object.keys(secrets).length > 0) layer.secrets = secrets;
@@ -173,7 +176,7 @@ export function parsePairs(pairs: string[], flag: string): Record<string, string
   const out: Record<string, string[]> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new HsError('HS_ERR_USAGE', `${flag} expects NAME=VALUE, got ${JSON.stringify(pair)}.`);
+    if (eq <= 0 || eq === pair.length - 1) throw new HsError('HS_ERR_USAGE', `${flag} expects NAME=VALUE with both parts non-empty, got ${JSON.stringify(pair.replace(/=.*/, '=…'))}.`);
     (out[pair.slice(0, eq)] ??= []).push(pair.slice(eq + 1));
   }
   return out;

@@ -13,6 +13,8 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
   'host',
   'content-length',
+  // undici refuses Expect: 100-continue; the body is already here, so the expectation is moot.
+  'expect',
 ]);
 
 /** The headers a proxy passes on, minus hop-by-hop ones and any listed in `drop` (lower-case). */

@@ -44,7 +44,7 @@ export function createRecorderMetrics() {
     }),
     flushSeconds: new Histogram({
       name: 'hookshadow_wal_flush_seconds',
-      help: 'Latency of one group commit (write + fdatasync).',
+      help: 'Latency of one group commit (one durable O_DSYNC write).',
       buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5],
       registers: [registry],
     }),

@@ -72,6 +72,8 @@ export function createRedactor(cfg: RecorderConfig['redaction']): Redactor {
       const redacted = new Set<string>();
       for (const path of bodyPaths) {
         const key = path[path.length - 1]!;
+        // JSON.parse keeps only the last of duplicate keys; an earlier one would escape the in-place edit.
+        if (key !== '*' && countKeyInText(out, key) > countKeyInTree(parsed, key)) reserialize = true;
         for (const value of valuesAt(parsed, path)) {
           redacted.add(`body:${path.join('.')}`);
           // In place where the literal can be found unambiguously, so the rest of the body stays byte-exact:
@@ -99,6 +101,17 @@ export function createRedactor(cfg: RecorderConfig['redaction']): Redactor {
       return { value: out, redacted: [...redacted] };
     },
   };
+}
+
+function countKeyInText(text: string, key: string): number {
+  return text.match(new RegExp(`${escapeRegExp(JSON.stringify(key))}\\s*:`, 'g'))?.length ?? 0;
+}
+
+function countKeyInTree(node: unknown, key: string): number {
+  if (typeof node !== 'object' || node === null) return 0;
+  let n = 0;
+  for (const [k, v] of Object.entries(node)) n += (k === key ? 1 : 0) + countKeyInTree(v, key);
+  return n;
 }
 
 function escapeRegExp(s: string): string {

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { HsError } from '../core/errors.js';
 import { openCaptureWriter, type CaptureWriter } from '../core/store/writer.js';
-import { buildRecorder } from './app.js';
+import { buildRecorder, closeRecorder } from './app.js';
 import type { RecorderConfig } from './config.js';
 import { createRecorderMetrics } from './metrics.js';
 import type { Dispatcher } from 'undici';
@@ -44,6 +44,9 @@ export async function startRecorder(
         metrics.rollFailures.inc();
         log.error({ err, segment, retryInMs }, 'rolling a WAL segment into Parquet failed; it stays in the WAL and will be retried');
       },
+      recoveryDeferred: (segment, err) => {
+        log.error({ err, segment }, 'a WAL segment left by an earlier run could not be rolled into Parquet yet; it stays in the WAL and is retried at the next start');
+      },
       quarantined: (segment, movedTo, err) => {
         log.error({ err, segment, movedTo }, 'a WAL segment left by an earlier run could not be rolled into Parquet; it was moved aside for inspection');
       },
@@ -77,7 +80,7 @@ export async function startRecorder(
     url: address,
     stop() {
       stopping ??= (async () => {
-        await app.close();
+        await closeRecorder(app);
         await capture.close();
       })();
       return stopping;

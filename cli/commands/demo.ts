@@ -91,8 +91,10 @@ export function demoCommand(): Command {
     .option('--concurrency <n>', 'deliveries in flight at once', '8')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (flags: DemoFlags) => {
-      const count = Number(flags.count);
+      const [count, seed, concurrency] = [flags.count, flags.seed, flags.concurrency].map(Number) as [number, number, number];
       if (!Number.isInteger(count) || count < 1) throw new HsError('HS_ERR_USAGE', '--count must be a positive integer.');
+      if (!Number.isInteger(concurrency) || concurrency < 1) throw new HsError('HS_ERR_USAGE', '--concurrency must be a positive integer.');
+      if (!Number.isInteger(seed)) throw new HsError('HS_ERR_USAGE', '--seed must be an integer.');
       const startedUs = systemClock.nowUs();
       const stack = await startDemoStack({ store: flags.store });
       const bar =
@@ -103,8 +105,8 @@ export function demoCommand(): Command {
       const started = performance.now();
       let results;
       try {
-        results = await sendDeliveries(stack.recorder.url, generateDeliveries({ count, seed: Number(flags.seed), secrets: DEMO_SECRETS }), {
-          concurrency: Number(flags.concurrency),
+        results = await sendDeliveries(stack.recorder.url, generateDeliveries({ count, seed, secrets: DEMO_SECRETS }), {
+          concurrency,
           onResult: () => bar?.increment(),
         });
       } finally {

@@ -1,5 +1,5 @@
 import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CAPTURE_FORMAT_NAME, CAPTURE_FORMAT_VERSION, type Table } from '../capture-schema.js';
 import { HsError } from '../errors.js';
 
@@ -20,8 +20,16 @@ export interface StoreManifest {
   created_at: string;
 }
 
+/** DuckDB reads each table with a glob, so the store path itself must not contain glob characters. */
+export function assertStorePath(store: string): void {
+  if (/[*?[\]{}]/.test(store)) {
+    throw new HsError('HS_ERR_CONFIG_INVALID', `Store path ${JSON.stringify(store)} contains a glob character (* ? [ ] { }); choose a directory without them.`);
+  }
+}
+
 /** Creates the store directory and its manifest if missing; refuses a store written by a newer format. */
 export async function ensureStore(store: string): Promise<StoreManifest> {
+  assertStorePath(store);
   await mkdir(store, { recursive: true });
   const existing = await readManifest(store);
   if (existing) return existing;
@@ -78,6 +86,16 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
     await fh.close();
   }
   await rename(tmp, path);
+}
+
+/** mkdir -p, then fsyncs the parent of every directory it created, so the new entries survive a power loss. */
+export async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    await syncDir(dirname(d));
+    if (d === first || dirname(d) === d) break;
+  }
 }
 
 /** fsyncs a directory so a rename or unlink in it survives a power loss. */

@@ -4,7 +4,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { TABLES, TABLE_SPECS, type Table } from '../capture-schema.js';
 import { HsError } from '../errors.js';
 import { sqlIdent, sqlString } from '../sql.js';
-import { assertReadableVersion, readManifest, storePaths } from './layout.js';
+import { assertReadableVersion, assertStorePath, readManifest, storePaths } from './layout.js';
 
 /** A DuckDB connection with the store's tables as views: `deliveries`, `effects`, `exchanges`. */
 export interface StoreReader {
@@ -28,6 +28,7 @@ export function viewSql(store: string, table: Table, hasFiles: boolean): string 
  * written by a newer capture format, and names a corrupt file instead of failing vaguely.
  */
 export async function openStoreReader(store: string): Promise<StoreReader> {
+  assertStorePath(store);
   const manifest = await readManifest(store);
   if (!manifest) {
     throw new HsError('HS_ERR_STORE_UNREADABLE', `${store} is not a hookshadow store (no store.json). Record or import into it first, or pass the right --store.`);

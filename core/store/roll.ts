@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { CAPTURE_FORMAT_NAME, CAPTURE_FORMAT_VERSION, TABLES, TABLE_SPECS, type Table } from '../capture-schema.js';
 import { sqlString } from '../sql.js';
-import { storePaths, syncDir, writeFileAtomic } from './layout.js';
+import { mkdirDurable, storePaths, syncDir, writeFileAtomic } from './layout.js';
 import { WAL_SUFFIX } from './wal.js';
 
 const RECORD_TYPES = new Set(Object.values(TABLE_SPECS).map((s) => s.recordType));
@@ -85,7 +85,7 @@ export async function rollSegment(
     for (const partition of partitions) {
       const date = partition.replace(/^date=/, '');
       const finalDir = storePaths.partition(store, table, date);
-      await mkdir(finalDir, { recursive: true });
+      await mkdirDurable(finalDir);
       for (const file of await readdir(join(tableDir, partition))) {
         const from = join(tableDir, partition, file);
         await fsyncFile(from);

@@ -1,10 +1,10 @@
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { CaptureRecord } from '../capture-schema.js';
 import { HsError } from '../errors.js';
-import { ensureStore, storePaths } from './layout.js';
+import { ensureStore, mkdirDurable, storePaths } from './layout.js';
 import { listSegments, quarantineSegment, repairSegment, rollSegment, type RollResult } from './roll.js';
 import { WriteAheadLog, type OpenWalFile } from './wal.js';
 
@@ -25,6 +25,7 @@ export interface CaptureWriterEvents {
   rollFailed?(segment: string, err: unknown, retryInMs: number): void;
   recovered?(segment: string, repaired: { records: number; quarantined: number; maxRecordBytes: number }): void;
   quarantined?(segment: string, movedTo: string, err: unknown): void;
+  recoveryDeferred?(segment: string, err: unknown): void;
 }
 
 /** Durable capture: records go to the WAL (acknowledged once fsynced), segments roll into Parquet in the background. */
@@ -32,8 +33,6 @@ export interface CaptureWriter {
   readonly store: string;
   readonly instance: string;
   append(record: CaptureRecord): Promise<void>;
-  /** Seals the open segment and waits until everything written so far is in Parquet. */
-  flush(): Promise<void>;
   /** Flushes, then releases the WAL lock and DuckDB. */
   close(): Promise<void>;
   walBytes(): number;
@@ -53,10 +52,16 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   }
   await ensureStore(opts.store);
   const walDir = storePaths.wal(opts.store, opts.instance);
-  await mkdir(walDir, { recursive: true });
+  await mkdirDurable(walDir);
   const releaseLock = await acquireLock(resolve(walDir), opts.instance);
   // One thread and a memory cap: rolling is background work and must not crowd out the requests it records.
-  const db = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '256MB', preserve_insertion_order: 'false' });
+  // A few near-limit bodies in one segment can exceed the cap: DuckDB spills them to the store's own disk.
+  const db = await DuckDBInstance.create(':memory:', {
+    threads: '1',
+    memory_limit: '256MB',
+    preserve_insertion_order: 'false',
+    temp_directory: join(storePaths.staging(opts.store, opts.instance), 'duckdb.tmp'),
+  });
   const conn = await db.connect();
   const events = opts.events ?? {};
 
@@ -80,6 +85,8 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
           events.rollFailed?.(segment, err, retryInMs);
           if (closing || attempt >= maxAttempts) throw err;
           await new Promise((r) => setTimeout(r, retryInMs));
+          // A write that failed and could not be cut back leaves a torn line: repair before trying again.
+          maxRecordBytes = (await repairSegment(opts.store, segment).catch(() => null))?.maxRecordBytes ?? maxRecordBytes;
         }
       }
     };
@@ -98,8 +105,10 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
     try {
       await roll(segment, repaired.maxRecordBytes, 3);
     } catch (err) {
-      const aside = await quarantineSegment(opts.store, segment);
-      events.quarantined?.(segment, aside, err);
+      // Only a segment whose content DuckDB rejects is set aside; after an I/O error or out-of-memory
+      // it stays in the WAL, and the next start tries again.
+      if (isDataError(err)) events.quarantined?.(segment, await quarantineSegment(opts.store, segment), err);
+      else events.recoveryDeferred?.(segment, err);
     }
   }
 
@@ -116,10 +125,6 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
     store: opts.store,
     instance: opts.instance,
     append: (record) => wal.append(record),
-    async flush() {
-      await wal.seal();
-      await rollChain;
-    },
     async close() {
       closing = true;
       let failure: unknown = null;
@@ -148,6 +153,11 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   };
 }
 
+/** DuckDB's error classes for content it cannot convert, as opposed to I/O or memory failures. */
+function isDataError(err: unknown): boolean {
+  return /^(Conversion|Invalid Input|Parser) Error/.test((err as Error).message ?? '');
+}
+
 /** Locks held by this process; a lock file naming our own pid but not listed here is stale (a container restarted as pid 1). */
 const heldLocks = new Set<string>();
 
@@ -170,7 +180,8 @@ async function acquireLock(walDir: string, instance: string): Promise<() => Prom
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = await readLock(lockPath);
+      // A lock just created by another starter may not hold its content yet: look again before calling it stale.
+      const holder = (await readLock(lockPath)) ?? (await new Promise((r) => setTimeout(r, 50)).then(() => readLock(lockPath)));
       const heldElsewhere = holder !== null && holder.host !== hostname();
       const heldHere = holder !== null && holder.host === hostname() && holder.pid !== process.pid && isAlive(holder.pid);
       if (heldElsewhere || heldHere) {

@@ -52,7 +52,8 @@ export async function egressRoutes(app: FastifyInstance): Promise<void> {
       try {
         response = await forward(ctx.dispatcher, target, {
           method,
-          headers: forwardableHeaders(request.headers, [DELIVERY_HEADER]),
+          // Identity encoding: a compressed body could be neither redacted nor served back as text in replay.
+          headers: forwardableHeaders(request.headers, [DELIVERY_HEADER, 'accept-encoding']),
           body: requestBody,
           timeoutMs: ctx.config.egress.timeout_ms,
         });
@@ -112,16 +113,27 @@ export async function egressRoutes(app: FastifyInstance): Promise<void> {
  */
 function upstreamPath(request: FastifyRequest): string {
   const url = request.url;
+  if (!url.startsWith('/egress/')) {
+    throw new HsError('HS_ERR_BAD_REQUEST', 'Egress calls must use an origin-form request target (/egress/<upstream>/...).');
+  }
   const start = url.indexOf('/', '/egress/'.length);
   const rest = start < 0 ? '/' : url.slice(start);
   const pathOnly = rest.split('?')[0]!;
-  if (pathOnly.split('/').some((seg) => ['.', '..', '%2e', '%2e%2e', '.%2e', '%2e.'].includes(seg.toLowerCase()))) {
-    throw new HsError('HS_ERR_BAD_REQUEST', 'Egress paths may not contain "." or ".." segments.');
+  // URL parsers treat a backslash as a slash, so it could smuggle a dot segment past the check below.
+  if (/\\|%5c/i.test(pathOnly) || pathOnly.split('/').some((seg) => ['.', '..', '%2e', '%2e%2e', '.%2e', '%2e.'].includes(seg.toLowerCase()))) {
+    throw new HsError('HS_ERR_BAD_REQUEST', 'Egress paths may not contain "." or ".." segments or backslashes.');
   }
   return rest;
 }
 
+/** The upstream URL for a call; refuses anything that would land outside the base URL's origin and path. */
 function joinUrl(base: string, path: string): string {
   const url = new URL(base);
-  return `${url.origin}${url.pathname.replace(/\/$/, '')}${path}`;
+  const basePath = url.pathname.replace(/\/$/, '');
+  const target = `${url.origin}${basePath}${path}`;
+  const parsed = new URL(target);
+  if (parsed.origin !== url.origin || !parsed.pathname.startsWith(`${basePath}/`)) {
+    throw new HsError('HS_ERR_BAD_REQUEST', 'Egress path resolves outside the upstream base URL.');
+  }
+  return target;
 }

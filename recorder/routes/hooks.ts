@@ -33,46 +33,56 @@ export async function hooksRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { source } = request.params;
-      if (!isSource(source)) {
-        throw new HsError('HS_ERR_UNKNOWN_SOURCE', `Unknown source "${source}"; use one of github, gitea, forgejo, gitlab, generic.`);
+      app.recorder.deliveriesInFlight += 1;
+      try {
+        return await handleDelivery(app, request, reply);
+      } finally {
+        app.recorder.deliveriesInFlight -= 1;
       }
-      const ctx = app.recorder;
-      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      const receivedAtUs = ctx.clock.nowUs();
-      const signatureValid = await verifySignature(source, raw, request.headers, ctx.config.secrets[source]);
-      const refused = signatureValid === false && ctx.config.signature_policy === 'reject';
-      const record = buildDeliveryRecord({
-        source,
-        raw,
-        headers: request.headers,
-        receivedAtUs,
-        instance: ctx.capture.instance,
-        mode: ctx.mode,
-        signatureValid,
-        rejected: refused ? 'HS_ERR_SIGNATURE_INVALID' : null,
-        redactor: ctx.redactor,
-      });
-
-      if (refused) {
-        // Refused deliveries are still recorded, flagged, for audit.
-        await capture(app, request, record, 'rejected');
-        throw new HsError('HS_ERR_SIGNATURE_INVALID', `The ${source} signature does not match the configured secret; check the webhook secret on both sides.`);
-      }
-      const remember = () => ctx.attribution.remember(record.delivery_id, record.repository, record.issue_number, receivedAtUs);
-
-      if (ctx.mode === 'passive') {
-        if (!(await capture(app, request, record, 'captured'))) {
-          throw new HsError('HS_ERR_CAPTURE_FAILED', 'The delivery could not be stored durably; it was not acknowledged, so the sender should retry.');
-        }
-        remember();
-        return reply.status(202).send({ delivery_id: record.delivery_id, captured: true });
-      }
-      // In tee mode the legacy handler's calls arrive while it is forwarded: remember it first.
-      remember();
-      return tee(app, request, reply, raw, record);
     },
   );
+}
+
+/** One delivery: verify, record, then acknowledge (passive) or forward (tee). */
+async function handleDelivery(app: FastifyInstance, request: FastifyRequest<{ Params: { source: string } }>, reply: FastifyReply) {
+  const { source } = request.params;
+  if (!isSource(source)) {
+    throw new HsError('HS_ERR_UNKNOWN_SOURCE', `Unknown source "${source}"; use one of github, gitea, forgejo, gitlab, generic.`);
+  }
+  const ctx = app.recorder;
+  const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+  const receivedAtUs = ctx.clock.nowUs();
+  const signatureValid = await verifySignature(source, raw, request.headers, ctx.config.secrets[source]);
+  const refused = signatureValid === false && ctx.config.signature_policy === 'reject';
+  const record = buildDeliveryRecord({
+    source,
+    raw,
+    headers: request.headers,
+    receivedAtUs,
+    instance: ctx.capture.instance,
+    mode: ctx.mode,
+    signatureValid,
+    rejected: refused ? 'HS_ERR_SIGNATURE_INVALID' : null,
+    redactor: ctx.redactor,
+  });
+
+  if (refused) {
+    // Refused deliveries are still recorded, flagged, for audit.
+    await capture(app, request, record, 'rejected');
+    throw new HsError('HS_ERR_SIGNATURE_INVALID', `The ${source} signature does not match the configured secret; check the webhook secret on both sides.`);
+  }
+  const remember = () => ctx.attribution.remember(record.delivery_id, record.repository, record.issue_number, receivedAtUs);
+
+  if (ctx.mode === 'passive') {
+    if (!(await capture(app, request, record, 'captured'))) {
+      throw new HsError('HS_ERR_CAPTURE_FAILED', 'The delivery could not be stored durably; it was not acknowledged, so the sender should retry.');
+    }
+    remember();
+    return reply.status(202).send({ delivery_id: record.delivery_id, captured: true });
+  }
+  // In tee mode the legacy handler's calls arrive while it is forwarded: remember it first.
+  remember();
+  return tee(app, request, reply, raw, record);
 }
 
 /**
@@ -97,12 +107,13 @@ async function tee(app: FastifyInstance, request: FastifyRequest, reply: Fastify
   } catch (err) {
     record.legacy_error = (err as Error).message;
     ctx.metrics.forwardFailures.inc({ target: 'legacy' });
-    request.log.warn({ err, delivery_id: record.delivery_id }, 'forward to legacy handler failed');
+    request.log.warn({ err, delivery_id: record.delivery_id, url }, 'forward to legacy handler failed');
   }
   record.legacy_latency_us = Math.round((performance.now() - started) * 1000);
   await capture(app, request, record, 'captured');
   if (!response) {
-    throw new HsError('HS_ERR_LEGACY_UNREACHABLE', `The legacy handler at ${url} did not answer; the delivery was recorded and the sender should retry.`);
+    // The legacy URL is internal: it goes to the log (above), not to the sender.
+    throw new HsError('HS_ERR_LEGACY_UNREACHABLE', 'The legacy handler did not answer; the delivery was recorded and the sender should retry.');
   }
   void reply.status(response.status).headers(forwardableHeaders(response.headers));
   return reply.send(response.body);

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { buildRecorder } from '../../recorder/app.js';
+import { buildRecorder, closeRecorder } from '../../recorder/app.js';
 import type { ConfigLayer } from '../../recorder/config.js';
 import { openCaptureWriter, type CaptureWriter } from '../../core/store/writer.js';
 import type { OpenWalFile } from '../../core/store/wal.js';
@@ -24,7 +24,7 @@ export async function recorderApp(
   const close = async () => {
     if (closed) return;
     closed = true;
-    await app.close();
+    await closeRecorder(app);
     await capture.close();
   };
   onCleanup(close);

@@ -5,8 +5,24 @@ import { openWalFileOnDisk, type OpenWalFile } from '../../core/store/wal.js';
 import { generateDeliveries } from '../../fixtures/generator/deliveries.js';
 import { sendDeliveries } from '../../fixtures/generator/send.js';
 import { DEMO_SECRETS, startDemoStack } from '../../fixtures/stack.js';
-import { onCleanup, queryStore, tempDir } from '../helpers.js';
+import { request } from 'undici';
+import { startRecorder } from '../../recorder/server.js';
+import { onCleanup, queryStore, silentLogger, tempDir, testConfig } from '../helpers.js';
 import { recorderApp } from './harness.js';
+
+/** A raw request over a real socket (inject() normalizes request targets; these tests need them as sent). */
+function rawRequest(base: string, opts: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: string }> {
+  const { port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
 
 /** A legacy handler that remembers exactly what it received. */
 async function echoLegacy(status = 200) {
@@ -105,7 +121,7 @@ describe('recorder, tee mode with the legacy bot and the egress proxy (real serv
     const legacy = await echoLegacy(200);
     const failing: OpenWalFile = async (path) => {
       const file = await openWalFileOnDisk(path);
-      return { ...file, datasync: () => Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' })) };
+      return { ...file, writev: () => Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' })) };
     };
     const { app } = await recorderApp([{ legacy: { url: legacy.url } }], { openFile: failing });
     const res = await app.inject({ method: 'POST', url: '/hooks/github', headers: { 'x-github-event': 'ping' }, payload: '{}' });
@@ -113,6 +129,40 @@ describe('recorder, tee mode with the legacy bot and the egress proxy (real serv
     expect(legacy.seen).toHaveLength(1);
     const metrics = await app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/hookshadow_capture_failures_total\{kind="delivery"\} 1/);
+  });
+
+  it('keeps proxying the legacy handler\'s API calls while a stop drains the deliveries in flight', async () => {
+    const upstreamCalls: string[] = [];
+    const up = Fastify();
+    up.post('/jobs', async (_req, reply) => {
+      upstreamCalls.push('POST /jobs');
+      return reply.status(201).send({ job_id: 'j1' });
+    });
+    const upUrl = await up.listen({ host: '127.0.0.1', port: 0 });
+    onCleanup(() => up.close());
+    let recorderUrl = '';
+    const legacy = Fastify();
+    legacy.post('/webhook', async () => {
+      // The legacy handler is slow, and calls its API only after the recorder has been told to stop.
+      await new Promise((r) => setTimeout(r, 300));
+      const res = await request(`${recorderUrl}/egress/agents/jobs`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+      return { enqueued: res.statusCode };
+    });
+    const legacyUrl = await legacy.listen({ host: '127.0.0.1', port: 0 });
+    onCleanup(() => legacy.close());
+    const store = await tempDir();
+    const recorder = await startRecorder(testConfig(store, { legacy: { url: `${legacyUrl}/webhook` }, upstreams: { agents: upUrl } }), { logger: silentLogger });
+    recorderUrl = recorder.url;
+    const delivery = request(`${recorder.url}/hooks/github`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': 'drain-1' } });
+    await new Promise((r) => setTimeout(r, 100));
+    const stopped = recorder.stop();
+    const res = await delivery;
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.json()).toEqual({ enqueued: 201 });
+    await stopped;
+    expect(upstreamCalls).toEqual(['POST /jobs']);
+    expect(await queryStore(store, 'SELECT path, response_status FROM effects')).toEqual([{ path: '/jobs', response_status: 201 }]);
+    expect(await queryStore(store, 'SELECT delivery_id FROM deliveries')).toEqual([{ delivery_id: 'drain-1' }]);
   });
 
   it('answers 502 when the legacy handler is down, and records the delivery with the error', async () => {
@@ -162,18 +212,39 @@ describe('egress proxy', () => {
     const unknown = await app.inject({ method: 'GET', url: '/egress/evil.example/x' });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toMatchObject({ code: 'HS_ERR_UNKNOWN_UPSTREAM' });
-    // A real socket: inject() would normalize the dot segments away before the router sees them.
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
-    for (const path of ['/egress/github/repos/%2e%2e/admin', '/egress/github/a/../../admin']) {
-      const status = await new Promise<number>((resolve, reject) => {
-        const { port } = new URL(base);
-        http.get({ host: '127.0.0.1', port, path }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        }).on('error', reject);
-      });
-      expect(status).toBe(400);
+    for (const path of ['/egress/github/repos/%2e%2e/admin', '/egress/github/a/../../admin', '/egress/github/x\\..\\..\\admin', '/egress/github/x%5c..%5cadmin']) {
+      expect((await rawRequest(base, { path })).status, path).toBe(400);
     }
+    // An absolute-form request target must not change where the call goes.
+    expect((await rawRequest(base, { path: 'http://evil.example/egress/github/x' })).status).toBe(400);
+  });
+
+  it('forwards Expect: 100-continue calls, asks for identity encoding, and survives malformed escapes', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const up = Fastify();
+    up.post('/api/v1/repos/o/r/issues/1/comments', async (req, reply) => {
+      seen.push(req.headers);
+      return reply.status(201).send({ id: 1 });
+    });
+    up.get('/api/v1/search', async () => ({ items: [] }));
+    const upUrl = await up.listen({ host: '127.0.0.1', port: 0 });
+    onCleanup(() => up.close());
+    const { app, store, close } = await recorderApp([{ upstreams: { gitea: `${upUrl}/api/v1` } }]);
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    const posted = await rawRequest(base, {
+      method: 'POST',
+      path: '/egress/gitea/repos/o/r/issues/1/comments',
+      headers: { 'content-type': 'application/json', expect: '100-continue', 'accept-encoding': 'gzip' },
+      body: '{"body":"hi"}',
+    });
+    expect(posted.status).toBe(201);
+    expect(seen[0]!['accept-encoding']).toBeUndefined();
+    const odd = await rawRequest(base, { path: '/egress/gitea/search?q=/repos/%E0%A4%A/x/issues/1' });
+    expect(odd.status).toBe(200);
+    await close();
+    expect(await queryStore(store, 'SELECT method, correlation FROM effects')).toEqual([{ method: 'POST', correlation: 'none' }]);
+    expect(await queryStore(store, 'SELECT count(*)::INTEGER AS n FROM exchanges')).toEqual([{ n: 1 }]);
   });
 
   it('answers 502 when the upstream is down and still records the attempted effect', async () => {

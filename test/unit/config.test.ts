@@ -73,3 +73,11 @@ describe('record flags', () => {
     expect(resolveConfig([flagsLayer({ secret: ['github=old', 'github=new'] })]).secrets).toEqual({ github: ['old', 'new'] });
   });
 });
+
+describe('secrets', () => {
+  it('refuses an empty secret, which would let anyone sign', () => {
+    expect(() => resolveConfig([{ secrets: { gitea: [''] } }])).toThrowError(/secrets\/gitea/);
+    expect(() => flagsLayer({ secret: ['github='] })).toThrowError(/both parts non-empty/);
+    expect(configFromEnv({ HOOKSHADOW_SECRET_GITHUB: ' , ' })).toEqual({});
+  });
+});

@@ -76,3 +76,12 @@ describe('redaction of body values that are not plain string literals', () => {
     expect(redacted).toContain('body:reserialized');
   });
 });
+
+describe('redaction with duplicate keys', () => {
+  it('does not let the first of two duplicate keys keep its secret', () => {
+    const r = createRedactor({ mode: 'mask', key: null, headers: [], query_params: [], body_paths: ['token'] });
+    const { value } = r.body('{"token":"first-secret","token":"second"}');
+    expect(value).not.toContain('first-secret');
+    expect(value).not.toContain('second');
+  });
+});

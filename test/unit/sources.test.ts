@@ -75,3 +75,13 @@ describe('signature edge cases', () => {
     expect(await verifySignature('github', Buffer.alloc(0), { 'x-hub-signature-256': 'sha256=00' }, ['s'])).toBe(false);
   });
 });
+
+describe('signatures over raw bytes', () => {
+  it('verifies the bytes as sent, so two bodies that differ only in invalid UTF-8 do not share a signature', async () => {
+    const signed = Buffer.from([0x7b, 0xff, 0x7d]);
+    const other = Buffer.from([0x7b, 0xfe, 0x7d]);
+    const sig = `sha256=${createHmac('sha256', 's').update(signed).digest('hex')}`;
+    expect(await verifySignature('github', signed, { 'x-hub-signature-256': sig }, ['s'])).toBe(true);
+    expect(await verifySignature('github', other, { 'x-hub-signature-256': sig }, ['s'])).toBe(false);
+  });
+});

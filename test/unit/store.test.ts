@@ -206,6 +206,14 @@ describe('capture store', () => {
     await expect(openStoreReader(store)).rejects.toMatchObject({ code: 'HS_ERR_STORE_CORRUPT', message: expect.stringContaining('broken.parquet') });
   });
 
+  it('refuses a store path with glob characters, which DuckDB would read as a pattern', async () => {
+    const dir = await tempDir();
+    await expect(openCaptureWriter({ store: join(dir, 'a[1]'), instance: 'test', maxSegmentBytes: 1 << 20, maxSegmentAgeMs: 60_000 })).rejects.toMatchObject({
+      code: 'HS_ERR_CONFIG_INVALID',
+    });
+    await expect(openStoreReader(join(dir, 'b*'))).rejects.toMatchObject({ code: 'HS_ERR_CONFIG_INVALID' });
+  });
+
   it('says clearly when a directory is not a store', async () => {
     const dir = await tempDir();
     await expect(openStoreReader(dir)).rejects.toMatchObject({ code: 'HS_ERR_STORE_UNREADABLE' });

@@ -29,7 +29,7 @@ describe('write-ahead log', () => {
     expect(sealed).toHaveLength(1);
   });
 
-  it('group-commits appends made while a flush is in flight into one write and fdatasync', async () => {
+  it('group-commits appends made while a flush is in flight into one durable write', async () => {
     const dir = await tempDir();
     const { wal, flushes } = walIn(dir);
     await Promise.all(Array.from({ length: 500 }, (_, n) => wal.append({ t: 'delivery', n })));
