@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, rm, unlink, appendFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { CAPTURE_FORMAT_NAME, CAPTURE_FORMAT_VERSION, TABLES, TABLE_SPECS, type Table } from '../capture-schema.js';
@@ -59,6 +59,10 @@ export async function rollSegment(
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   const rows = { deliveries: 0, effects: 0, exchanges: 0 } as Record<Table, number>;
+  // The roll holds the parsed segment in memory, a few times its size: the cap follows the segment
+  // (256 MB for a normal one), so a segment of several near-limit bodies still rolls.
+  const { size } = await stat(segmentPath);
+  await conn.run(`SET memory_limit = '${Math.max(256, Math.ceil((8 * size) / (1024 * 1024)))}MB'`);
   // Parse the segment once, then split it into the three tables (each COPY would otherwise re-read the file).
   await conn.run(
     `CREATE OR REPLACE TEMP TABLE wal_segment AS SELECT * FROM read_json(${sqlString(segmentPath)}, format='newline_delimited', ` +

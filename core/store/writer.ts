@@ -54,11 +54,10 @@ export async function openCaptureWriter(opts: CaptureWriterOptions): Promise<Cap
   const walDir = storePaths.wal(opts.store, opts.instance);
   await mkdirDurable(walDir);
   const releaseLock = await acquireLock(resolve(walDir), opts.instance);
-  // One thread and a memory cap: rolling is background work and must not crowd out the requests it records.
-  // A few near-limit bodies in one segment can exceed the cap: DuckDB spills them to the store's own disk.
+  // One thread: rolling is background work and must not crowd out the requests it records.
+  // rollSegment sets the memory cap per segment; what does not fit spills to the store's own disk.
   const db = await DuckDBInstance.create(':memory:', {
     threads: '1',
-    memory_limit: '256MB',
     preserve_insertion_order: 'false',
     temp_directory: join(storePaths.staging(opts.store, opts.instance), 'duckdb.tmp'),
   });

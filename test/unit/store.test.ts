@@ -130,6 +130,13 @@ describe('capture store', () => {
     ]);
   });
 
+  it('rolls one segment holding several near-limit bodies', async () => {
+    const store = await tempDir();
+    const big = 'é"'.repeat(12 * 1024 * 1024); // 24 Mi characters: multi-byte or escaped
+    await writeAll(store, [1, 2, 3, 4, 5].map((i) => delivery({ delivery_id: `big-${i}`, body: big })));
+    expect(await queryStore(store, 'SELECT count(*)::INTEGER AS n, min(length(body))::INTEGER AS len FROM deliveries')).toEqual([{ n: 5, len: big.length }]);
+  });
+
   it('rolls the same segment twice without duplicating rows (crash between rename and unlink)', async () => {
     const store = await tempDir();
     const walDir = storePaths.wal(store, 'test');
