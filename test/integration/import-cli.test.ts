@@ -90,6 +90,12 @@ describe('hookshadow CLI', () => {
     expect(res.stderr).toMatch(/Allowed choices are reject, flag/);
   });
 
+  it('exits 2 on a demo flag that is not a positive integer', async () => {
+    const res = await runCli(['demo', '--concurrency', '0', '--store', join(await tempDir(), 's')]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/HS_ERR_USAGE: --concurrency must be a positive integer/);
+  });
+
   it('exits 2 with the config problem named on an invalid config file', async () => {
     const file = join(await tempDir(), 'c.yaml');
     await writeFile(file, 'port: [\n');

@@ -218,6 +218,10 @@ describe('egress proxy', () => {
     }
     // An absolute-form request target must not change where the call goes.
     expect((await rawRequest(base, { path: 'http://evil.example/egress/github/x' })).status).toBe(400);
+    // A request target Fastify cannot parse still gets an error in hookshadow's format.
+    const malformed = await rawRequest(base, { path: '/egress/github/%zz' });
+    expect(malformed.status).toBe(400);
+    expect(JSON.parse(malformed.body)).toMatchObject({ code: 'HS_ERR_BAD_REQUEST' });
   });
 
   it('forwards Expect: 100-continue calls, asks for identity encoding, and survives malformed escapes', async () => {
