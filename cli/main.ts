@@ -3,8 +3,10 @@ import { Command, CommanderError } from 'commander';
 import { isHsError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { demoCommand } from './commands/demo.js';
+import { flowsCommand } from './commands/flows.js';
 import { importCommand } from './commands/import.js';
 import { recordCommand } from './commands/record.js';
+import { replayCommand } from './commands/replay.js';
 
 const program = new Command('hookshadow')
   .description('Record webhook deliveries and a legacy handler\'s side effects, replay flows over them, and diff the two.')
@@ -14,9 +16,15 @@ const program = new Command('hookshadow')
 
 program.addCommand(recordCommand());
 program.addCommand(importCommand());
+program.addCommand(replayCommand());
+program.addCommand(flowsCommand());
 program.addCommand(demoCommand());
 // addCommand does not copy these settings to subcommands; usage errors must exit 2 everywhere.
-for (const command of program.commands) command.exitOverride().showHelpAfterError();
+const configure = (command: Command): void => {
+  command.exitOverride().showHelpAfterError();
+  command.commands.forEach(configure);
+};
+program.commands.forEach(configure);
 
 // The one top-level catch: user errors print their code and message; anything else is a bug.
 try {

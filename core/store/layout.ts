@@ -12,6 +12,9 @@ export const storePaths = {
   wal: (store: string, instance: string) => join(store, '_wal', instance),
   staging: (store: string, instance: string) => join(store, '_staging', instance),
   quarantine: (store: string) => join(store, '_quarantine'),
+  replays: (store: string) => join(store, 'replays'),
+  replay: (store: string, id: string) => join(store, 'replays', id),
+  replayStaging: (store: string, id: string) => join(store, '_staging', 'replays', id),
 };
 
 export interface StoreManifest {

@@ -1,0 +1,72 @@
+/**
+ * A replay's output: the contract between the replayer (which writes it) and the
+ * analyzer (which reads it). `specs/replay-format.md` explains each column.
+ */
+
+/** Bumped on any incompatible change to the files below. */
+export const REPLAY_FORMAT_VERSION = 1;
+
+export interface ReplayColumn {
+  name: string;
+  type: string;
+}
+
+/** `replays/<id>/flow_runs.parquet`: one row per flow run (a flow whose trigger matched a delivery). */
+export const FLOW_RUN_COLUMNS: ReplayColumn[] = [
+  { name: 'run_id', type: 'VARCHAR' },
+  { name: 'delivery_id', type: 'VARCHAR' },
+  { name: 'flow', type: 'VARCHAR' },
+  { name: 'flow_version', type: 'VARCHAR' },
+  { name: 'mode', type: 'VARCHAR' },
+  { name: 'status', type: 'VARCHAR' },
+  { name: 'error', type: 'VARCHAR' },
+  { name: 'started_at', type: 'TIMESTAMP' },
+  { name: 'duration_us', type: 'BIGINT' },
+  { name: 'source', type: 'VARCHAR' },
+  { name: 'event', type: 'VARCHAR' },
+  { name: 'action', type: 'VARCHAR' },
+  { name: 'received_at', type: 'TIMESTAMP' },
+  { name: 'node_count', type: 'INTEGER' },
+  { name: 'intent_count', type: 'INTEGER' },
+];
+
+/** `replays/<id>/node_runs.parquet`: one row per node run (per iteration under foreach). */
+export const NODE_RUN_COLUMNS: ReplayColumn[] = [
+  { name: 'run_id', type: 'VARCHAR' },
+  { name: 'delivery_id', type: 'VARCHAR' },
+  { name: 'flow', type: 'VARCHAR' },
+  { name: 'node_id', type: 'VARCHAR' },
+  { name: 'seq', type: 'INTEGER' },
+  { name: 'iteration', type: 'INTEGER' },
+  { name: 'op', type: 'VARCHAR' },
+  { name: 'effect_class', type: 'VARCHAR' },
+  { name: 'status', type: 'VARCHAR' },
+  { name: 'output', type: 'JSON' },
+  { name: 'intent', type: 'JSON' },
+  { name: 'error', type: 'VARCHAR' },
+  { name: 'duration_us', type: 'BIGINT' },
+];
+
+/** `replays/<id>/manifest.json`. */
+export interface ReplayManifest {
+  format: 'hookshadow-replay';
+  version: number;
+  replay_id: string;
+  hookshadow_version: string;
+  flows_digest: string;
+  flows: { name: string; version: string; file: string }[];
+  mode: 'dry-run' | 'live';
+  seed: number;
+  filters: { since: string | null; until: string | null; shard: string | null };
+  counts: {
+    deliveries: number;
+    runs: number;
+    node_runs: number;
+    intents: number;
+    errors: number;
+    runs_by_status: Record<string, number>;
+  };
+  started_at: string;
+  finished_at: string;
+  workers: number;
+}

@@ -1,0 +1,56 @@
+import type { ErrorCode } from '../../core/errors.js';
+import type { RegisteredOp } from '../ops/registry.js';
+import type { CompiledExpression } from './expressions.js';
+import type { CompiledValue } from './values.js';
+
+export const MODES = ['off', 'dry-run', 'live'] as const;
+export type Mode = (typeof MODES)[number];
+
+export const ON_ERROR = ['stop', 'continue'] as const;
+export type OnError = (typeof ON_ERROR)[number];
+
+/** One `on:` entry. A null list matches anything. */
+export interface CompiledTrigger {
+  sources: string[] | null;
+  events: string[] | null;
+  actions: string[] | null;
+  if: CompiledExpression | null;
+}
+
+export interface CompiledNode {
+  id: string;
+  op: RegisteredOp;
+  with: CompiledValue;
+  if: CompiledExpression | null;
+  foreach: CompiledExpression | null;
+  /** Hard dependencies: this node runs only when each of them finished ok. */
+  needs: string[];
+  /** Soft dependency (the previous node in the file, for a node without `needs`): ordering only. */
+  after: string | null;
+  onError: OnError;
+  line: number;
+}
+
+/** A flow ready to run: expressions compiled, nodes in execution order. */
+export interface CompiledFlow {
+  name: string;
+  description: string;
+  file: string;
+  /** First 12 hex digits of the SHA-256 of the file's bytes. */
+  version: string;
+  triggers: CompiledTrigger[];
+  nodes: CompiledNode[];
+}
+
+/** One problem found while loading flows, positioned in its file. */
+export interface FlowProblem {
+  file: string;
+  line: number;
+  col: number;
+  code: ErrorCode;
+  message: string;
+}
+
+export function formatProblem(p: FlowProblem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.code}: ${p.message}`;
+}

@@ -1,0 +1,92 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { canonicalJson } from '../../core/effects.js';
+import { formatUs } from '../../core/clock.js';
+import type { DeliveryInput } from '../engine/delivery.js';
+import type { FlowRun } from '../engine/run.js';
+
+/**
+ * Writes one partition's runs as NDJSON, the intermediate form the final COPY turns
+ * into Parquet. JSON columns (output, intent) are canonical JSON strings, so two
+ * replays of the same captures write the same bytes.
+ */
+export interface RunWriter {
+  write(d: DeliveryInput, runs: FlowRun[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+class BufferedLines {
+  private chunks: string[] = [];
+  private size = 0;
+  constructor(private readonly stream: WriteStream) {}
+  async push(line: string): Promise<void> {
+    this.chunks.push(line);
+    this.size += line.length;
+    if (this.size >= 1 << 20) await this.flush();
+  }
+  async flush(): Promise<void> {
+    if (this.chunks.length === 0) return;
+    const ok = this.stream.write(this.chunks.join(''));
+    this.chunks = [];
+    this.size = 0;
+    if (!ok) await once(this.stream, 'drain');
+  }
+  async close(): Promise<void> {
+    await this.flush();
+    this.stream.end();
+    await once(this.stream, 'finish');
+  }
+}
+
+export function openRunWriter(flowRunsPath: string, nodeRunsPath: string, opts: { timings: boolean }): RunWriter {
+  const flows = new BufferedLines(createWriteStream(flowRunsPath));
+  const nodes = new BufferedLines(createWriteStream(nodeRunsPath));
+  const t = (us: number) => (opts.timings ? us : 0);
+  return {
+    async write(d, runs) {
+      for (const run of runs) {
+        await flows.push(
+          JSON.stringify({
+            run_id: run.run_id,
+            delivery_id: run.delivery_id,
+            flow: run.flow,
+            flow_version: run.flow_version,
+            mode: run.mode,
+            status: run.status,
+            error: run.error,
+            started_at: formatUs(run.started_at_us),
+            duration_us: t(run.duration_us),
+            source: d.source,
+            event: d.event,
+            action: d.action,
+            received_at: formatUs(d.received_at_us),
+            node_count: run.nodes.length,
+            intent_count: run.nodes.filter((n) => n.intent !== null).length,
+          }) + '\n',
+        );
+        for (const n of run.nodes) {
+          await nodes.push(
+            JSON.stringify({
+              run_id: run.run_id,
+              delivery_id: run.delivery_id,
+              flow: run.flow,
+              node_id: n.node_id,
+              seq: n.seq,
+              iteration: n.iteration,
+              op: n.op,
+              effect_class: n.effect_class,
+              status: n.status,
+              output: n.output === null || n.output === undefined ? null : canonicalJson(n.output),
+              intent: n.intent === null ? null : canonicalJson(n.intent),
+              error: n.error,
+              duration_us: t(n.duration_us),
+            }) + '\n',
+          );
+        }
+      }
+    },
+    async close() {
+      await Promise.all([flows.close(), nodes.close()]);
+    },
+  };
+}
