@@ -173,7 +173,6 @@ export function compileFlow(text: string, file: string, ops: OpRegistry, problem
       if: typeof n.if === 'string' ? expression(n.if, [...path, 'if']) : null,
       foreach: typeof n.foreach === 'string' ? expression(n.foreach, [...path, 'foreach']) : null,
       needs,
-      after: n.needs === undefined && i > 0 ? (rawNodes[i - 1]!.id as string) : null,
       onError: (n.on_error ?? 'stop') as OnError,
       line: loc.at(path).line,
     });
@@ -186,30 +185,25 @@ export function compileFlow(text: string, file: string, ops: OpRegistry, problem
   });
   if (!order) return null;
 
-  // Every nodes.<id> an expression reads must have run before it: an ancestor through needs or file order.
-  const ancestors = new Map<string, Set<string>>();
+  // Every nodes.<id> an expression reads must have run before it in the execution order.
+  const ranBefore = new Set<string>();
   for (const node of order) {
-    const mine = new Set<string>();
-    for (const dep of [...node.needs, ...(node.after ? [node.after] : [])]) {
-      mine.add(dep);
-      for (const a of ancestors.get(dep) ?? []) mine.add(a);
-    }
-    ancestors.set(node.id, mine);
     const i = rawNodes.findIndex((m) => m.id === node.id);
     const exprs: [CompiledExpression, Path][] = [
       ...(node.if ? ([[node.if, ['nodes', i, 'if']]] as [CompiledExpression, Path][]) : []),
       ...(node.foreach ? ([[node.foreach, ['nodes', i, 'foreach']]] as [CompiledExpression, Path][]) : []),
-      ...expressionsIn(node.with).map((e) => [e, ['nodes', i, 'with']] as [CompiledExpression, Path]),
+      ...expressionsIn(node.with).map(([e, p]) => [e, ['nodes', i, 'with', ...p]] as [CompiledExpression, Path]),
     ];
     for (const [expr, path] of exprs) {
       for (const ref of expr.nodeRefs) {
         if (!ids.has(ref)) report('HS_ERR_UNKNOWN_NODE', `\`${expr.source}\` reads nodes.${ref}, and there is no node "${ref}"`, loc.at(path));
         else if (ref === node.id) report('HS_ERR_NODE_REFERENCE', `\`${expr.source}\` reads the node's own output`, loc.at(path));
-        else if (!mine.has(ref)) {
-          report('HS_ERR_NODE_REFERENCE', `\`${expr.source}\` reads nodes.${ref}, which does not run before "${node.id}"; add it to needs`, loc.at(path));
+        else if (!ranBefore.has(ref)) {
+          report('HS_ERR_NODE_REFERENCE', `\`${expr.source}\` reads nodes.${ref}, which does not run before "${node.id}"; add "${ref}" to its needs or move it up`, loc.at(path));
         }
       }
     }
+    ranBefore.add(node.id);
   }
   if (problems.length > before) return null;
 
@@ -223,10 +217,10 @@ export function compileFlow(text: string, file: string, ops: OpRegistry, problem
   };
 }
 
-/** Kahn's algorithm, ties broken by file order; calls `onCycle` with one cycle's node ids when there is one. */
+/** Kahn's algorithm, the earliest ready node in the file first; calls `onCycle` with one cycle's node ids when there is one. */
 function topologicalOrder(nodes: CompiledNode[], onCycle: (cycle: string[]) => void): CompiledNode[] | null {
   const byId = new Map(nodes.map((n) => [n.id, n]));
-  const deps = (n: CompiledNode) => [...n.needs, ...(n.after ? [n.after] : [])];
+  const deps = (n: CompiledNode) => n.needs;
   const done = new Set<string>();
   const order: CompiledNode[] = [];
   while (order.length < nodes.length) {

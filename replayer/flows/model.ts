@@ -23,15 +23,13 @@ export interface CompiledNode {
   with: CompiledValue;
   if: CompiledExpression | null;
   foreach: CompiledExpression | null;
-  /** Hard dependencies: this node runs only when each of them finished ok. */
+  /** This node runs after each of them, and only when each finished ok (or planned). */
   needs: string[];
-  /** Soft dependency (the previous node in the file, for a node without `needs`): ordering only. */
-  after: string | null;
   onError: OnError;
   line: number;
 }
 
-/** A flow ready to run: expressions compiled, nodes in execution order. */
+/** A flow ready to run: expressions compiled, nodes in execution order (needs first, then file order). */
 export interface CompiledFlow {
   name: string;
   description: string;

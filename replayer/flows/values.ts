@@ -77,18 +77,18 @@ function stringify(v: unknown): string {
   return String(v);
 }
 
-/** Every expression inside a compiled value (for reference checks). */
-export function expressionsIn(value: CompiledValue): CompiledExpression[] {
+/** Every expression inside a compiled value, with the path of the string it sits in (for reference checks). */
+export function expressionsIn(value: CompiledValue, path: (string | number)[] = []): [CompiledExpression, (string | number)[]][] {
   switch (value.kind) {
     case 'literal':
       return [];
     case 'expr':
-      return [value.expr];
+      return [[value.expr, path]];
     case 'template':
-      return value.parts.filter((p): p is CompiledExpression => typeof p !== 'string');
+      return value.parts.filter((p): p is CompiledExpression => typeof p !== 'string').map((e) => [e, path]);
     case 'array':
-      return value.items.flatMap(expressionsIn);
+      return value.items.flatMap((v, i) => expressionsIn(v, [...path, i]));
     case 'object':
-      return value.entries.flatMap(([, v]) => expressionsIn(v));
+      return value.entries.flatMap(([k, v]) => expressionsIn(v, [...path, k]));
   }
 }
