@@ -47,6 +47,15 @@ export const NODE_RUN_COLUMNS: ReplayColumn[] = [
   { name: 'duration_us', type: 'BIGINT' },
 ];
 
+/** `replays/<id>/redeliveries.parquet` (only with --redeliver-to): one row per delivery re-sent to a webhook URL. */
+export const REDELIVERY_COLUMNS: ReplayColumn[] = [
+  { name: 'delivery_id', type: 'VARCHAR' },
+  { name: 'url', type: 'VARCHAR' },
+  { name: 'status', type: 'INTEGER' },
+  { name: 'error', type: 'VARCHAR' },
+  { name: 'latency_us', type: 'BIGINT' },
+];
+
 /** `replays/<id>/manifest.json`. */
 export interface ReplayManifest {
   format: 'hookshadow-replay';
@@ -65,6 +74,8 @@ export interface ReplayManifest {
     intents: number;
     errors: number;
     runs_by_status: Record<string, number>;
+    redelivered: number;
+    redelivery_failures: number;
   };
   started_at: string;
   finished_at: string;

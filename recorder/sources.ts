@@ -126,3 +126,22 @@ export async function verifySignature(source: Source, raw: Buffer, headers: Head
   if (!secrets || secrets.length === 0) return null;
   return SPECS[source].verify(raw, headers, secrets);
 }
+
+/** Every header a forge signs a delivery with: stripped before a delivery is re-signed. */
+export const SIGNATURE_HEADERS = ['x-hub-signature-256', 'x-hub-signature', 'x-gitea-signature', 'x-forgejo-signature', 'x-gitlab-token'];
+
+/** The signature headers a source would send for `raw` under `secret` (the inverse of verifySignature). */
+export function signatureHeaders(source: Source, raw: Buffer, secret: string): Record<string, string> {
+  const hex = () => createHmac('sha256', secret).update(raw).digest('hex');
+  switch (source) {
+    case 'github':
+    case 'generic':
+      return { 'x-hub-signature-256': `sha256=${hex()}` };
+    case 'gitea':
+      return { 'x-gitea-signature': hex() };
+    case 'forgejo':
+      return { 'x-forgejo-signature': hex(), 'x-gitea-signature': hex() };
+    case 'gitlab':
+      return { 'x-gitlab-token': secret };
+  }
+}

@@ -5,6 +5,7 @@ import { assertCapabilities, createCapabilities, type UpstreamConfig } from './e
 import { runDelivery, type RunMode } from './engine/run.js';
 import { recordedReads } from './engine/recordings.js';
 import { openRunWriter } from './output/ndjson.js';
+import { createRedeliverer } from './redeliver.js';
 import { openStoreReader, streamDeliveries, type DeliveryFilter } from './source.js';
 
 /** Everything one partition of a replay needs; plain data, so it crosses into a worker thread. */
@@ -19,9 +20,11 @@ export interface PartitionSpec {
   timings: boolean;
   /** Live mode only. */
   upstreams: Record<string, UpstreamConfig>;
+  /** Re-send each delivery to this webhook URL, re-signed with the source's secret. */
+  redeliver: { url: string; secrets: Record<string, string> } | null;
   tempDir: string;
   memoryLimit: string;
-  out: { flowRuns: string; nodeRuns: string };
+  out: { flowRuns: string; nodeRuns: string; redeliveries: string };
 }
 
 export interface PartitionCounts {
@@ -31,16 +34,27 @@ export interface PartitionCounts {
   intents: number;
   errors: number;
   runs_by_status: Record<string, number>;
+  redelivered: number;
+  redelivery_failures: number;
 }
 
 export function emptyCounts(): PartitionCounts {
-  return { deliveries: 0, runs: 0, node_runs: 0, intents: 0, errors: 0, runs_by_status: {} };
+  return { deliveries: 0, runs: 0, node_runs: 0, intents: 0, errors: 0, runs_by_status: {}, redelivered: 0, redelivery_failures: 0 };
 }
 
 export function addCounts(a: PartitionCounts, b: PartitionCounts): PartitionCounts {
   const byStatus = { ...a.runs_by_status };
   for (const [k, v] of Object.entries(b.runs_by_status)) byStatus[k] = (byStatus[k] ?? 0) + v;
-  return { deliveries: a.deliveries + b.deliveries, runs: a.runs + b.runs, node_runs: a.node_runs + b.node_runs, intents: a.intents + b.intents, errors: a.errors + b.errors, runs_by_status: byStatus };
+  return {
+    deliveries: a.deliveries + b.deliveries,
+    runs: a.runs + b.runs,
+    node_runs: a.node_runs + b.node_runs,
+    intents: a.intents + b.intents,
+    errors: a.errors + b.errors,
+    runs_by_status: byStatus,
+    redelivered: a.redelivered + b.redelivered,
+    redelivery_failures: a.redelivery_failures + b.redelivery_failures,
+  };
 }
 
 /** Replays one partition of the store's deliveries into NDJSON; `onProgress` gets the deliveries done since the last call. */
@@ -50,13 +64,20 @@ export async function runPartition(spec: PartitionSpec, onProgress: (done: numbe
   const capabilities = spec.mode === 'live' ? createCapabilities(spec.upstreams) : undefined;
   if (capabilities) assertCapabilities(flows, capabilities.upstreams);
   const reader = await openStoreReader(spec.store);
-  const writer = openRunWriter(spec.out.flowRuns, spec.out.nodeRuns, { timings: spec.timings });
+  const writer = openRunWriter(spec.out, { timings: spec.timings });
+  const redeliverer = spec.redeliver ? createRedeliverer(spec.redeliver) : null;
   const logger = pino({ level: 'silent' });
   const counts = emptyCounts();
   let pending = 0;
   try {
     await reader.conn.run(`SET threads = 1; SET memory_limit = '${spec.memoryLimit}'; SET temp_directory = '${spec.tempDir.replaceAll("'", "''")}'; SET preserve_insertion_order = false`);
-    for await (const { delivery, reads, writes } of streamDeliveries(reader, spec.filter)) {
+    for await (const { delivery, reads, writes, raw } of streamDeliveries(reader, spec.filter)) {
+      if (redeliverer) {
+        const r = await redeliverer.send(raw);
+        await writer.writeRedelivery(r);
+        counts.redelivered++;
+        if (r.status === null || r.status >= 400) counts.redelivery_failures++;
+      }
       const runs = await runDelivery(flows, delivery, { mode: spec.mode, seed: spec.seed, reads: recordedReads(reads), echoes: recordedReads(writes), capabilities, logger });
       await writer.write(delivery, runs);
       counts.deliveries++;
@@ -77,6 +98,7 @@ export async function runPartition(spec: PartitionSpec, onProgress: (done: numbe
     await writer.close();
     reader.close();
     await capabilities?.close();
+    await redeliverer?.close();
   }
   return counts;
 }

@@ -27,7 +27,7 @@ export interface ReplayOptions {
   sinceUs?: number | null;
   untilUs?: number | null;
   mode?: RunMode;
-  /** Worker threads; 1 runs in this thread. */
+  /** Worker threads; 1 runs in this thread. Default: one per core, fewer for small stores (a thread costs more than 1,000 deliveries take). */
   concurrency?: number;
   /** 1-based: `{ k: 2, n: 4 }` is the second of four shards. */
   shard?: { k: number; n: number } | null;
@@ -35,6 +35,8 @@ export interface ReplayOptions {
   /** Record measured durations; without them two replays write byte-identical files. */
   timings?: boolean;
   upstreams?: Record<string, UpstreamConfig>;
+  /** Re-send every delivery to this webhook URL, re-signed with the secret for its source. */
+  redeliver?: { url: string; secrets: Record<string, string> } | null;
   onStart?(total: number): void;
   onProgress?(done: number): void;
 }
@@ -127,7 +129,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
   await mkdir(join(staging, 'parts'), { recursive: true });
   try {
     // Worker w of W takes the deliveries whose hash, within this shard, falls to it.
-    const workers = Math.max(1, Math.min(opts.concurrency ?? availableParallelism(), Math.ceil(total / 1000) || 1));
+    const workers = opts.concurrency ?? Math.max(1, Math.min(availableParallelism(), Math.ceil(total / 1000)));
     const baseIndex = filter.shard?.index ?? 0;
     const baseOf = filter.shard?.of ?? 1;
     const specs: PartitionSpec[] = Array.from({ length: workers }, (_, w) => ({
@@ -140,9 +142,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       seed: opts.seed ?? 0,
       timings: opts.timings ?? true,
       upstreams,
+      redeliver: opts.redeliver ?? null,
       tempDir: join(staging, `tmp-${w}`),
       memoryLimit: WORKER_MEMORY_LIMIT,
-      out: { flowRuns: join(staging, 'parts', `flow_runs-${w}.ndjson`), nodeRuns: join(staging, 'parts', `node_runs-${w}.ndjson`) },
+      out: {
+        flowRuns: join(staging, 'parts', `flow_runs-${w}.ndjson`),
+        nodeRuns: join(staging, 'parts', `node_runs-${w}.ndjson`),
+        redeliveries: join(staging, 'parts', `redeliveries-${w}.ndjson`),
+      },
     }));
     const progress = (done: number) => opts.onProgress?.(done);
     const results = workers === 1 ? [await runPartition(specs[0]!, progress)] : await Promise.all(specs.map((s) => runInWorker(s, progress)));
@@ -153,8 +160,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     try {
       await writeReplayParquet(
         conn,
-        { flowRuns: specs.map((s) => s.out.flowRuns), nodeRuns: specs.map((s) => s.out.nodeRuns) },
-        { flowRuns: join(staging, 'flow_runs.parquet'), nodeRuns: join(staging, 'node_runs.parquet') },
+        { flowRuns: specs.map((s) => s.out.flowRuns), nodeRuns: specs.map((s) => s.out.nodeRuns), redeliveries: specs.map((s) => s.out.redeliveries) },
+        { flowRuns: join(staging, 'flow_runs.parquet'), nodeRuns: join(staging, 'node_runs.parquet'), redeliveries: opts.redeliver ? join(staging, 'redeliveries.parquet') : null },
       );
     } finally {
       conn.closeSync();

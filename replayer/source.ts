@@ -1,6 +1,7 @@
 import { openStoreReader, type StoreReader } from '../core/store/reader.js';
 import type { DeliveryInput } from './engine/delivery.js';
 import type { RecordedExchange } from './engine/recordings.js';
+import type { RawDelivery } from './redeliver.js';
 
 /** Which deliveries a replay covers. Times are microseconds since the epoch. */
 export interface DeliveryFilter {
@@ -16,6 +17,8 @@ export interface StoredDelivery {
   reads: RecordedExchange[];
   /** The legacy handler's mutating calls for this delivery (effects), with their responses. */
   writes: RecordedExchange[];
+  /** The delivery as received (post-redaction headers, raw body), for re-delivery. */
+  raw: RawDelivery;
 }
 
 /**
@@ -79,6 +82,7 @@ export async function* streamDeliveries(reader: StoreReader, f: DeliveryFilter):
           payload = null;
         }
       }
+      const parsedHeaders = headers ? (JSON.parse(headers) as Record<string, string>) : {};
       yield {
         delivery: {
           delivery_id: id,
@@ -86,12 +90,13 @@ export async function* streamDeliveries(reader: StoreReader, f: DeliveryFilter):
           event,
           action,
           received_at_us: receivedAtUs,
-          headers: headers ? (JSON.parse(headers) as Record<string, string>) : {},
+          headers: parsedHeaders,
           payload,
           repository,
         },
         reads: reads ?? [],
         writes: writes ?? [],
+        raw: { delivery_id: id, source, headers: parsedHeaders, body, body_encoding: encoding as RawDelivery['body_encoding'] },
       };
     }
   }

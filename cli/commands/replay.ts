@@ -6,7 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { parseIsoUs } from '../../core/clock.js';
 import { HsError } from '../../core/errors.js';
 import { sqlString } from '../../core/sql.js';
-import { DEFAULT_CONFIG, parsePairs } from '../../recorder/config.js';
+import { DEFAULT_CONFIG, configFromEnv, parsePairs } from '../../recorder/config.js';
 import type { UpstreamConfig } from '../../replayer/engine/capabilities.js';
 import { replay, type ReplaySummary } from '../../replayer/replay.js';
 
@@ -18,10 +18,11 @@ interface ReplayFlags {
   since?: string;
   until?: string;
   mode: 'dry-run' | 'live';
-  concurrency: string;
+  concurrency?: string;
   shard?: string;
   seed: string;
   upstream: string[];
+  redeliverTo?: string;
   timings: boolean;
   format: 'text' | 'json';
 }
@@ -99,6 +100,13 @@ export function upstreamsFrom(pairs: string[], env: NodeJS.ProcessEnv): Record<s
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/** Re-delivery signs with the recorder's secrets, from the same HOOKSHADOW_SECRET_<SOURCE> variables (first one of a comma list). */
+function redeliverFrom(url: string, env: NodeJS.ProcessEnv): { url: string; secrets: Record<string, string> } {
+  if (!URL.canParse(url)) throw new HsError('HS_ERR_USAGE', `--redeliver-to expects a URL, got ${JSON.stringify(url)}.`);
+  const secrets = Object.fromEntries(Object.entries(configFromEnv(env).secrets ?? {}).map(([source, list]) => [source, list[0]!]));
+  return { url, secrets };
+}
+
 export function replayCommand(): Command {
   return new Command('replay')
     .description('Run the flows over every captured delivery (dry-run: mutating nodes record their intent instead of acting) and write the runs into the store.')
@@ -108,10 +116,11 @@ export function replayCommand(): Command {
     .option('--since <iso>', 'only deliveries received at or after this time')
     .option('--until <iso>', 'only deliveries received before this time')
     .addOption(new Option('--mode <mode>', 'dry-run records intents; live calls the upstreams').choices(['dry-run', 'live']).default('dry-run'))
-    .option('--concurrency <n>', 'worker threads', String(availableParallelism()))
+    .option('--concurrency <n>', `worker threads (default: one per core, ${availableParallelism()} here; fewer for small stores)`)
     .option('--shard <k/n>', 'replay only shard K of N (by a hash of delivery_id), for parallel CI jobs')
     .option('--seed <n>', 'seed for synthetic ids (the same seed gives byte-identical output)', '0')
     .option('--upstream <name=url>', 'live mode: an upstream the ops may call (repeatable); token from HOOKSHADOW_TOKEN_<NAME>', collect, [])
+    .option('--redeliver-to <url>', 're-send every delivery to this webhook URL, re-signed with HOOKSHADOW_SECRET_<SOURCE> (e.g. a staging legacy handler)')
     .option('--ops <module>', 'a JavaScript or TypeScript module exporting extra ops (repeatable)', collect, [])
     .option('--no-timings', 'write 0 for durations, so two replays of the same input give byte-identical files')
     .addOption(new Option('--format <format>', 'summary format').choices(['text', 'json']).default('text'))
@@ -148,11 +157,12 @@ Examples:
         sinceUs: parseTime('--since', flags.since),
         untilUs: parseTime('--until', flags.until),
         mode: flags.mode,
-        concurrency: positiveInt('--concurrency', flags.concurrency),
+        ...(flags.concurrency !== undefined ? { concurrency: positiveInt('--concurrency', flags.concurrency) } : {}),
         shard,
         seed,
         timings: flags.timings,
         upstreams: upstreamsFrom(flags.upstream, process.env),
+        redeliver: flags.redeliverTo ? redeliverFrom(flags.redeliverTo, process.env) : null,
         onStart: (total) => bar?.start(total, 0, { speed: '0' }),
         onProgress: (n) => {
           done += n;

@@ -81,7 +81,10 @@ export async function loadUserOps(modules: readonly string[], baseDir: string): 
     } catch (err) {
       throw new HsError('HS_ERR_CONFIG_INVALID', `Could not load ops module ${file}: ${(err as Error).message}`, { cause: err });
     }
-    const defs = Array.isArray(mod.default) ? mod.default : [mod.default];
+    // A .ts file outside an ESM package compiles as CommonJS: its default export arrives wrapped once more.
+    let exported = mod.default;
+    if (exported && !Array.isArray(exported) && typeof exported === 'object' && 'default' in exported && !('name' in exported)) exported = (exported as { default: unknown }).default;
+    const defs = Array.isArray(exported) ? exported : [exported];
     for (const def of defs) {
       const d = def as Partial<OpDefinition> | undefined;
       if (!d || typeof d.name !== 'string' || !d.args || !d.effectClass || d.capability === undefined) {

@@ -4,6 +4,7 @@ import { canonicalJson } from '../../core/effects.js';
 import { formatUs } from '../../core/clock.js';
 import type { DeliveryInput } from '../engine/delivery.js';
 import type { FlowRun } from '../engine/run.js';
+import type { RedeliveryResult } from '../redeliver.js';
 
 /**
  * Writes one partition's runs as NDJSON, the intermediate form the final COPY turns
@@ -12,6 +13,7 @@ import type { FlowRun } from '../engine/run.js';
  */
 export interface RunWriter {
   write(d: DeliveryInput, runs: FlowRun[]): Promise<void>;
+  writeRedelivery(r: RedeliveryResult): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,9 +40,10 @@ class BufferedLines {
   }
 }
 
-export function openRunWriter(flowRunsPath: string, nodeRunsPath: string, opts: { timings: boolean }): RunWriter {
-  const flows = new BufferedLines(createWriteStream(flowRunsPath));
-  const nodes = new BufferedLines(createWriteStream(nodeRunsPath));
+export function openRunWriter(paths: { flowRuns: string; nodeRuns: string; redeliveries: string }, opts: { timings: boolean }): RunWriter {
+  const flows = new BufferedLines(createWriteStream(paths.flowRuns));
+  const nodes = new BufferedLines(createWriteStream(paths.nodeRuns));
+  const redeliveries = new BufferedLines(createWriteStream(paths.redeliveries));
   const t = (us: number) => (opts.timings ? us : 0);
   return {
     async write(d, runs) {
@@ -85,8 +88,11 @@ export function openRunWriter(flowRunsPath: string, nodeRunsPath: string, opts: 
         }
       }
     },
+    async writeRedelivery(r) {
+      await redeliveries.push(JSON.stringify({ ...r, latency_us: t(r.latency_us) }) + '\n');
+    },
     async close() {
-      await Promise.all([flows.close(), nodes.close()]);
+      await Promise.all([flows.close(), nodes.close(), redeliveries.close()]);
     },
   };
 }

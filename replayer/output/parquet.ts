@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { FLOW_RUN_COLUMNS, NODE_RUN_COLUMNS, REPLAY_FORMAT_VERSION, type ReplayColumn } from '../../core/replay-schema.js';
+import { FLOW_RUN_COLUMNS, NODE_RUN_COLUMNS, REDELIVERY_COLUMNS, REPLAY_FORMAT_VERSION, type ReplayColumn } from '../../core/replay-schema.js';
 import { sqlIdent, sqlString } from '../../core/sql.js';
 
 /** JSON columns travel as strings in the NDJSON and are cast back; everything else reads as declared. */
@@ -15,7 +15,11 @@ function selectList(cols: ReplayColumn[]): string {
  * Turns the partitions' NDJSON into the replay's two Parquet files, in a stable row
  * order (so byte-identical input gives byte-identical files).
  */
-export async function writeReplayParquet(conn: DuckDBConnection, parts: { flowRuns: string[]; nodeRuns: string[] }, out: { flowRuns: string; nodeRuns: string }): Promise<void> {
+export async function writeReplayParquet(
+  conn: DuckDBConnection,
+  parts: { flowRuns: string[]; nodeRuns: string[]; redeliveries: string[] },
+  out: { flowRuns: string; nodeRuns: string; redeliveries: string | null },
+): Promise<void> {
   const copy = async (files: string[], cols: ReplayColumn[], order: string, target: string) => {
     const source = `read_json([${files.map(sqlString).join(', ')}], format = 'newline_delimited', columns = ${columnsStruct(cols)})`;
     await conn.run(
@@ -25,4 +29,5 @@ export async function writeReplayParquet(conn: DuckDBConnection, parts: { flowRu
   };
   await copy(parts.flowRuns, FLOW_RUN_COLUMNS, 'received_at, delivery_id, flow', out.flowRuns);
   await copy(parts.nodeRuns, NODE_RUN_COLUMNS, 'delivery_id, flow, seq, iteration NULLS FIRST', out.nodeRuns);
+  if (out.redeliveries) await copy(parts.redeliveries, REDELIVERY_COLUMNS, 'delivery_id', out.redeliveries);
 }

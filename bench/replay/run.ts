@@ -1,0 +1,529 @@
+/**
+ * Replay benchmark (issue #3): how fast `hookshadow replay` runs flows over a large store, against
+ * the floor of just reading the same deliveries, side by side in one run:
+ *
+ *   floor        streamDeliveries() over openStoreReader(): the replay's own query (deliveries in
+ *                received_at order, joined with their reads and writes; every body JSON.parsed),
+ *                with openStoreReader's DuckDB defaults (all cores, memory_limit 80 % of RAM), and
+ *                nothing else
+ *   floor-worker the same query under a replay worker's DuckDB settings (1 thread, 192MB, spill dir):
+ *                the read cost inside replay-1 (diagnostic; only with --phases …,floor-worker)
+ *   replay-2     replay({ store, flowsDir, concurrency: 2, timings: true }): two worker threads
+ *   replay-1     the same with concurrency 1 (runs in the child's main thread)
+ *
+ * Each phase runs alone in its own child process (bench/replay/child.ts), so its peak RSS
+ * (getrusage maxRSS, which counts every thread: DuckDB's and the replay's worker threads) and its CPU
+ * time (user + sys over wall: 2.0 = both cores busy) are its own. While it runs, this process samples the
+ * child's VmRSS and the size of the replay's staging directory (NDJSON parts, DuckDB spill files) every
+ * --sample-ms, to tell which part of a phase uses the memory.
+ *
+ *   npm run build && node dist/bench/replay/run.js [--count 1000000] [--phases floor,replay-2,replay-1] ...
+ *
+ * The store (bench/replay/make-store.ts) is reused when it already holds the same count and seed.
+ * The flows (bench/replay/flows.ts): fixtures/flows/*.yaml plus 20 synthetic ones, checked first.
+ * Prints markdown tables and writes the raw figures to bench/out/replay.json. No assertions.
+ */
+import { execSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, type Dirent, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { open, readdir, rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { storePaths } from '../../core/store/layout.js';
+import type { PhaseSpec } from './child.js';
+import { writeBenchFlows, repoRoot } from './flows.js';
+import { defaultStorePath, ensureBenchStore, parseCount } from './make-store.js';
+
+const HELP = `Replay benchmark.
+  --count N         deliveries in the store                    (default 1000000)
+  --seed N          generator seed                             (default 42)
+  --store DIR       store directory (default ${join(tmpdir(), 'hookshadow-replay-bench')}/store-<count>-seed<seed>)
+  --flows-dir DIR   where the flows are written                (default <store>/../flows)
+  --phases LIST     comma-separated, in order: floor, floor-worker, replay-2, replay-1
+                                                               (default floor,replay-2,replay-1)
+  --sample-ms N     RSS / staging-size sampling interval       (default 250)
+  --no-effects      store without the legacy bot's effects (only deliveries and reads)
+  --durable-store   write the store's WAL with O_DSYNC, as the recorder does
+  --keep-replays    keep the replay directories in the store (default: removed once measured)
+  --out FILE        JSON output                                (default bench/out/replay.json)`;
+
+const PHASES = ['floor', 'floor-worker', 'replay-2', 'replay-1'] as const;
+type PhaseName = (typeof PHASES)[number];
+
+function parseArgs(argv: string[]) {
+  const flags = new Map<string, string>();
+  const bools = new Set(['no-effects', 'durable-store', 'keep-replays']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') {
+      console.log(HELP);
+      process.exit(0);
+    }
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${HELP}`);
+    const [k, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+    if (bools.has(k)) flags.set(k, 'true');
+    else flags.set(k, inline ?? argv[++i] ?? '');
+  }
+  const count = parseCount(flags.get('count'), 1_000_000);
+  const seed = parseCount(flags.get('seed'), 42);
+  const store = flags.get('store') ?? defaultStorePath(count, seed);
+  const phases = (flags.get('phases') ?? 'floor,replay-2,replay-1').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`unknown phase ${p}; use ${PHASES.join(',')}`);
+  const sampleMs = Number(flags.get('sample-ms') ?? 250);
+  if (!Number.isFinite(sampleMs) || sampleMs < 10) throw new Error('--sample-ms expects a number ≥ 10');
+  return {
+    count,
+    seed,
+    store,
+    flowsDir: flags.get('flows-dir') ?? join(dirname(store), 'flows'),
+    phases: phases as PhaseName[],
+    sampleMs,
+    effects: flags.get('no-effects') !== 'true',
+    durableStore: flags.get('durable-store') === 'true',
+    keepReplays: flags.get('keep-replays') === 'true',
+    out: flags.get('out') ?? join(repoRoot(), 'bench', 'out', 'replay.json'),
+  };
+}
+type Options = ReturnType<typeof parseArgs>;
+
+const MiB = 2 ** 20;
+const round = (x: number, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null);
+const CHILD_JS = fileURLToPath(new URL('./child.js', import.meta.url));
+
+function sh(cmd: string): string | null {
+  try {
+    return execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function machine() {
+  const root = repoRoot();
+  const version = (pkg: string) => {
+    try {
+      return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return null;
+    }
+  };
+  return {
+    nproc: Number(sh('nproc')) || cpus().length,
+    cpuModel: cpus()[0]?.model ?? null,
+    memGiB: round(totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    kernel: sh('uname -r'),
+    duckdbNodeApi: version('@duckdb/node-api'),
+    celJs: version('@marcbachmann/cel-js'),
+    git: sh(`git -C ${root} rev-parse --short HEAD`),
+    gitDirty: (sh(`git -C ${root} status --porcelain --untracked-files=no`) ?? '') !== '',
+    storeFilesystem: null as string | null,
+  };
+}
+
+/** Total bytes of the files under `dir` (0 when it does not exist). */
+function dirBytes(dir: string): number {
+  let total = 0;
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { recursive: true, withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    try {
+      total += statSync(join(e.parentPath, e.name)).size;
+    } catch {
+      // removed between readdir and stat
+    }
+  }
+  return total;
+}
+
+function procRssKiB(pid: number): { rss: number; threads: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return {
+      rss: Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN),
+      threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? NaN),
+    };
+  } catch {
+    return null;
+  }
+}
+
+interface Sample {
+  t: number;
+  rssMiB: number;
+  threads: number;
+  /** Replay staging: the partitions' NDJSON, DuckDB spill of the workers (tmp-N) and of the final COPY (tmp-copy). */
+  partsMiB: number;
+  spillMiB: number;
+  copySpillMiB: number;
+  outputMiB: number;
+}
+
+interface ChildEvent {
+  event: string;
+  t: number;
+  [k: string]: unknown;
+}
+
+interface PhaseRun {
+  name: PhaseName;
+  spec: PhaseSpec;
+  exitCode: number | null;
+  signal: string | null;
+  result: Record<string, any> | null;
+  events: ChildEvent[];
+  samples: Sample[];
+  stderrTail: string[];
+}
+
+async function runChild(name: PhaseName, spec: PhaseSpec, opts: Options, watch: { staging: string | null; spill: string | null; cwd: string }): Promise<PhaseRun> {
+  mkdirSync(watch.cwd, { recursive: true });
+  const child = spawn(process.execPath, [CHILD_JS, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'], cwd: watch.cwd });
+  const events: ChildEvent[] = [];
+  const samples: Sample[] = [];
+  const stderrTail: string[] = [];
+  const t0 = performance.now();
+  let childT0: number | null = null;
+  const progress = (e: ChildEvent) => {
+    const elapsed = ((performance.now() - t0) / 1000).toFixed(1);
+    const last = samples.at(-1);
+    const mem = last ? `  RSS ${last.rssMiB.toFixed(0)} MiB` + (last.spillMiB || last.partsMiB || last.copySpillMiB ? `, parts ${last.partsMiB.toFixed(0)} MiB, spill ${(last.spillMiB + last.copySpillMiB).toFixed(0)} MiB` : '') : '';
+    if (e.event === 'progress') process.stdout.write(`    ${name}: ${String(e.done).padStart(9)} deliveries  ${elapsed} s${mem}\n`);
+    else if (e.event !== 'result') process.stdout.write(`    ${name}: ${e.event}${e.total !== undefined ? ` (${e.total})` : ''}  ${elapsed} s${mem}\n`);
+  };
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    let e: ChildEvent;
+    try {
+      e = JSON.parse(line) as ChildEvent;
+    } catch {
+      process.stdout.write(`    [${name}] ${line}\n`);
+      return;
+    }
+    if (e.event === 'start') childT0 = e.t;
+    // Child times are relative to its own start.
+    e.t = e.t - (childT0 ?? e.t);
+    events.push(e);
+    progress(e);
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    process.stderr.write(`    [${name} stderr] ${line}\n`);
+    stderrTail.push(line);
+    if (stderrTail.length > 50) stderrTail.shift();
+  });
+  const sampler = setInterval(() => {
+    const p = procRssKiB(child.pid!);
+    if (!p) return;
+    const staging = watch.staging;
+    const spillOf = (dir: string) => {
+      let bytes = 0;
+      try {
+        for (const e of readdirSync(dir)) if (/^tmp-\d+$/.test(e)) bytes += dirBytes(join(dir, e));
+      } catch {
+        // not there yet
+      }
+      return bytes;
+    };
+    samples.push({
+      t: (performance.now() - t0) / 1000,
+      rssMiB: p.rss / 1024,
+      threads: p.threads,
+      partsMiB: staging ? dirBytes(join(staging, 'parts')) / MiB : 0,
+      spillMiB: (staging ? spillOf(staging) : 0) / MiB + (watch.spill ? dirBytes(watch.spill) / MiB : 0) + dirBytes(join(watch.cwd, '.tmp')) / MiB,
+      copySpillMiB: staging ? dirBytes(join(staging, 'tmp-copy')) / MiB : 0,
+      outputMiB: staging ? (fileSize(join(staging, 'flow_runs.parquet')) + fileSize(join(staging, 'node_runs.parquet'))) / MiB : 0,
+    });
+  }, opts.sampleMs);
+  const [exitCode, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (code, sig) => resolve([code, sig])));
+  clearInterval(sampler);
+  const result = (events.find((e) => e.event === 'result') as Record<string, any> | undefined) ?? null;
+  return { name, spec, exitCode, signal, result, events, samples, stderrTail };
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Reads every Parquet file of the store once, so every phase starts with the same (warm) page cache. */
+async function warmPageCache(store: string): Promise<{ files: number; bytes: number; seconds: number }> {
+  const t0 = performance.now();
+  let files = 0;
+  let bytes = 0;
+  const buf = Buffer.allocUnsafe(4 * MiB);
+  for (const table of ['deliveries', 'exchanges', 'effects']) {
+    for (const e of await readdir(join(store, table), { recursive: true, withFileTypes: true }).catch(() => [])) {
+      if (!e.isFile() || !e.name.endsWith('.parquet')) continue;
+      const fh = await open(join(e.parentPath, e.name), 'r');
+      try {
+        for (;;) {
+          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+          if (bytesRead === 0) break;
+          bytes += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+      files += 1;
+    }
+  }
+  return { files, bytes, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Figures of one phase: throughput, CPU, memory, and its sub-phases from the child's events. */
+function summarize(run: PhaseRun, nproc: number) {
+  const r = run.result;
+  const at = (event: string) => run.events.find((e) => e.event === event)?.t ?? null;
+  const end = at('result');
+  const f = (r?.figures ?? {}) as Record<string, any>;
+  const deliveries = Number(f.deliveries ?? NaN);
+  const cpuSeconds = r ? Number(r.userSeconds) + Number(r.systemSeconds) : NaN;
+  const wall = r ? Number(r.wallSeconds) : NaN;
+  // Sub-phases, in seconds since the child started.
+  const marks: { name: string; from: number | null; to: number | null }[] =
+    run.spec.kind === 'floor'
+      ? [
+          { name: 'open store (views, file checks)', from: 0, to: at('opened') },
+          { name: 'query until the first delivery (scan, join, sort)', from: at('opened'), to: at('first') },
+          { name: 'stream and JSON.parse every delivery', from: at('first'), to: end },
+        ]
+      : [
+          { name: 'load flows, count deliveries', from: 0, to: at('counted') },
+          { name: 'until the first 256 deliveries ran (workers start, scan, join, sort)', from: at('counted'), to: at('first') },
+          { name: 'stream deliveries through the flows, write NDJSON', from: at('first'), to: at('streamed') },
+          { name: 'final COPY to Parquet, manifest, rename', from: at('streamed'), to: end },
+        ];
+  // Map the parent's samples (parent clock, from spawn) onto the child's clock: the child's start is
+  // a few tens of ms after spawn; the offset is small next to the sampling interval and is ignored.
+  const sub = marks.map((m) => {
+    const inside = run.samples.filter((s) => m.from !== null && m.to !== null && s.t >= m.from && s.t <= m.to);
+    const max = (k: keyof Sample) => (inside.length ? Math.max(...inside.map((s) => s[k])) : null);
+    return {
+      name: m.name,
+      seconds: m.from !== null && m.to !== null ? round(m.to - m.from, 2) : null,
+      maxRssMiB: round(max('rssMiB') ?? NaN, 1),
+      maxSpillMiB: round(max('spillMiB') ?? NaN, 1),
+      maxCopySpillMiB: round(max('copySpillMiB') ?? NaN, 1),
+      maxPartsMiB: round(max('partsMiB') ?? NaN, 1),
+      maxThreads: max('threads'),
+    };
+  });
+  // Throughput: floor = deliveries over open + query + stream; replay = deliveries over replay()'s own seconds
+  // (flows, count, workers, streaming, final COPY and rename: the whole command minus process start-up).
+  const seconds = run.spec.kind === 'floor' ? (end ?? NaN) : Number(f.replaySeconds ?? NaN);
+  const streamSeconds = run.spec.kind === 'floor' ? (end ?? NaN) - (at('first') ?? NaN) : (at('streamed') ?? NaN) - (at('first') ?? NaN);
+  const peakSampled = run.samples.length ? Math.max(...run.samples.map((s) => s.rssMiB)) : NaN;
+  return {
+    name: run.name,
+    ok: run.exitCode === 0 && !!r && !r.error,
+    exitCode: run.exitCode,
+    signal: run.signal,
+    error: r?.error ?? (run.exitCode !== 0 ? `exit ${run.exitCode ?? run.signal}: ${run.stderrTail.slice(-5).join(' | ')}` : null),
+    deliveries,
+    seconds: round(seconds, 2),
+    deliveriesPerSec: round(deliveries / seconds, 0),
+    /** Deliveries over the streaming part only (first delivery → last). */
+    streamingDeliveriesPerSec: round(deliveries / streamSeconds, 0),
+    wallSeconds: round(wall, 2),
+    cpuSeconds: round(cpuSeconds, 2),
+    userSeconds: round(Number(r?.userSeconds ?? NaN), 2),
+    systemSeconds: round(Number(r?.systemSeconds ?? NaN), 2),
+    /** (user + sys) / wall, in cores: 2.0 = both cores busy the whole time. */
+    cpuCores: round(cpuSeconds / wall, 2),
+    cpuPercentOfAllCores: round((100 * cpuSeconds) / wall / nproc, 1),
+    cpuUsPerDelivery: round((cpuSeconds * 1e6) / deliveries, 1),
+    peakRssMiB: round(Number(r?.maxRssKiB ?? NaN) / 1024, 1),
+    peakRssSampledMiB: round(peakSampled, 1),
+    heapUsedAtEndMiB: round(Number(r?.heapUsedMiB ?? NaN), 1),
+    maxSpillMiB: round(Math.max(0, ...run.samples.map((s) => s.spillMiB)), 1),
+    maxCopySpillMiB: round(Math.max(0, ...run.samples.map((s) => s.copySpillMiB)), 1),
+    maxPartsMiB: round(Math.max(0, ...run.samples.map((s) => s.partsMiB)), 1),
+    figures: f,
+    subPhases: sub,
+  };
+}
+type PhaseSummary = ReturnType<typeof summarize>;
+
+function mdTable(header: string[], rows: (string | number | null)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '—' : String(c))))];
+  const widths = header.map((_, i) => Math.max(3, ...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 2)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
+}
+
+const num = (x: number | null, digits = 0) => (x === null || !Number.isFinite(x) ? null : x.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const info = machine();
+  mkdirSync(dirname(opts.store), { recursive: true });
+  info.storeFilesystem = sh(`df -T ${dirname(opts.store)} | tail -1 | awk '{print $1" "$2" "$5" free"}'`);
+  console.log(`hookshadow replay benchmark — ${info.nproc} CPUs (${info.cpuModel}), ${info.memGiB} GiB, node ${info.node}, @duckdb/node-api ${info.duckdbNodeApi}, HEAD ${info.git}${info.gitDirty ? ' (dirty)' : ''}`);
+  console.log(`${opts.count.toLocaleString('en')} deliveries, seed ${opts.seed}; phases ${opts.phases.join(', ')}; store ${opts.store} (${info.storeFilesystem})`);
+
+  // 1. The store.
+  const tStore = performance.now();
+  const store = await ensureBenchStore({ store: opts.store, count: opts.count, seed: opts.seed, effects: opts.effects, durable: opts.durableStore, log: (l) => console.log(`  ${l}`) });
+  const storeSeconds = (performance.now() - tStore) / 1000;
+
+  // 2. The flows.
+  const tFlows = performance.now();
+  const flows = await writeBenchFlows(opts.flowsDir, { seed: opts.seed });
+  const flowsSeconds = (performance.now() - tFlows) / 1000;
+  console.log(`  flows: ${flows.flows} in ${opts.flowsDir}, all checked (load + dry run over ${flows.sample.toLocaleString('en')} deliveries) in ${flowsSeconds.toFixed(1)} s`);
+
+  // 3. Leftovers of an earlier interrupted run, then a warm page cache.
+  for (const dir of [storePaths.replays(opts.store), join(opts.store, '_staging', 'replays')]) {
+    for (const e of await readdir(dir).catch(() => [] as string[])) if (e.startsWith('bench-')) await rm(join(dir, e), { recursive: true, force: true });
+  }
+  const warm = await warmPageCache(opts.store);
+  console.log(`  page cache: read ${warm.files} Parquet files (${(warm.bytes / MiB).toFixed(0)} MiB) in ${warm.seconds.toFixed(1)} s`);
+
+  // 4. The phases, one child process each, one after the other.
+  const scratch = join(dirname(opts.store), 'scratch');
+  await rm(scratch, { recursive: true, force: true });
+  const runs: PhaseRun[] = [];
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  for (const name of opts.phases) {
+    const cwd = join(scratch, name);
+    let spec: PhaseSpec;
+    let staging: string | null = null;
+    let spill: string | null = null;
+    if (name === 'floor') spec = { kind: 'floor', name, store: opts.store, settings: null };
+    else if (name === 'floor-worker') {
+      spill = join(scratch, name, 'spill');
+      spec = { kind: 'floor', name, store: opts.store, settings: { threads: 1, memoryLimit: '192MB', tempDir: spill } };
+    } else {
+      const id = `bench-${name}-${stamp}`;
+      staging = storePaths.replayStaging(opts.store, id);
+      spec = { kind: 'replay', name, store: opts.store, flowsDir: opts.flowsDir, concurrency: name === 'replay-2' ? 2 : 1, id, cleanup: !opts.keepReplays };
+    }
+    console.log(`  ${name} ...`);
+    const run = await runChild(name, spec, opts, { staging, spill, cwd });
+    runs.push(run);
+    const s = summarize(run, info.nproc);
+    console.log(
+      s.ok
+        ? `  ${name}: ${num(s.deliveries)} deliveries in ${s.seconds} s = ${num(s.deliveriesPerSec)}/s; peak RSS ${s.peakRssMiB} MiB; CPU ${s.cpuCores} cores`
+        : `  ${name}: FAILED (${s.error?.split('\n')[0]})`,
+    );
+  }
+  await rm(scratch, { recursive: true, force: true });
+
+  // 5. Tables.
+  const phases = runs.map((r) => summarize(r, info.nproc));
+  const floor = phases.find((p) => p.name === 'floor' && p.ok) ?? null;
+  const floorWorker = phases.find((p) => p.name === 'floor-worker' && p.ok) ?? null;
+  const ratio = (p: PhaseSummary, base: PhaseSummary | null) => (base && p.ok && base.deliveriesPerSec && p.deliveriesPerSec ? p.deliveriesPerSec / base.deliveriesPerSec : null);
+  console.log('');
+  console.log(
+    mdTable(
+      ['phase', 'deliveries', 'seconds', 'deliveries/s', 'ratio to floor', 'streaming d/s', 'peak RSS MiB', 'CPU s (user+sys)', 'CPU cores (of ' + info.nproc + ')', 'CPU µs/delivery', 'max spill MiB', 'status'],
+      phases.map((p) => [
+        p.name,
+        num(p.deliveries),
+        num(p.seconds, 1),
+        num(p.deliveriesPerSec),
+        p.name === 'floor' ? '1.00' : num(ratio(p, floor), 3),
+        num(p.streamingDeliveriesPerSec),
+        num(p.peakRssMiB, 1),
+        num(p.cpuSeconds, 1),
+        `${num(p.cpuCores, 2)} (${num(p.cpuPercentOfAllCores, 0)} %)`,
+        num(p.cpuUsPerDelivery, 0),
+        num(Math.max(p.maxSpillMiB ?? 0, p.maxCopySpillMiB ?? 0), 0),
+        p.ok ? 'ok' : `FAILED: ${p.error?.split('\n')[0]?.slice(0, 80)}`,
+      ]),
+    ),
+  );
+  console.log('');
+  console.log(
+    mdTable(
+      ['phase', 'part', 'seconds', 'max RSS MiB (sampled)', 'max NDJSON parts MiB', 'max spill MiB (workers / COPY)', 'threads'],
+      phases.flatMap((p) =>
+        p.subPhases.map((s, i) => [
+          i === 0 ? p.name : '',
+          s.name,
+          num(s.seconds, 2),
+          num(s.maxRssMiB, 0),
+          num(s.maxPartsMiB, 0),
+          `${num(s.maxSpillMiB, 0) ?? '—'} / ${num(s.maxCopySpillMiB, 0) ?? '—'}`,
+          s.maxThreads,
+        ]),
+      ),
+    ),
+  );
+  for (const p of phases) {
+    if (p.name.startsWith('replay') && p.ok) {
+      const f = p.figures;
+      console.log(
+        `${p.name}: ${f.workers} worker(s); ${num(f.runs)} flow runs (${Object.entries(f.runsByStatus ?? {})
+          .map(([k, v]) => `${k} ${num(v as number)}`)
+          .join(', ')}), ${num(f.nodeRuns)} node runs, ${num(f.intents)} intents, ${num(f.errors)} failed runs; ` +
+          `output flow_runs ${num(f.output.flowRunsBytes / MiB, 1)} MiB + node_runs ${num(f.output.nodeRunsBytes / MiB, 1)} MiB`,
+      );
+    }
+  }
+
+  const comparisons = {
+    replay2OverFloor: (() => {
+      const p = phases.find((x) => x.name === 'replay-2');
+      return p ? round(ratio(p, floor) ?? NaN, 3) : null;
+    })(),
+    replay1OverFloor: (() => {
+      const p = phases.find((x) => x.name === 'replay-1');
+      return p ? round(ratio(p, floor) ?? NaN, 3) : null;
+    })(),
+    replay2OverReplay1: (() => {
+      const a = phases.find((x) => x.name === 'replay-2' && x.ok);
+      const b = phases.find((x) => x.name === 'replay-1' && x.ok);
+      return a && b ? round(a.deliveriesPerSec! / b.deliveriesPerSec!, 3) : null;
+    })(),
+    replay1OverFloorWorker: (() => {
+      const p = phases.find((x) => x.name === 'replay-1');
+      return p && floorWorker ? round(ratio(p, floorWorker) ?? NaN, 3) : null;
+    })(),
+  };
+  console.log('');
+  if (comparisons.replay2OverFloor !== null) console.log(`replay (2 workers) / floor   ${comparisons.replay2OverFloor}`);
+  if (comparisons.replay1OverFloor !== null) console.log(`replay (1 worker) / floor    ${comparisons.replay1OverFloor}`);
+  if (comparisons.replay2OverReplay1 !== null) console.log(`2 workers / 1 worker         ${comparisons.replay2OverReplay1}`);
+  if (comparisons.replay1OverFloorWorker !== null) console.log(`replay (1 worker) / floor-worker ${comparisons.replay1OverFloorWorker}`);
+
+  const report = {
+    benchmark: 'replay',
+    startedAt,
+    totalSeconds: round((performance.now() - t0) / 1000, 1),
+    command: `node dist/bench/replay/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+    machine: info,
+    options: opts,
+    store: { ...store, path: opts.store, seconds: round(storeSeconds, 1) },
+    flows: { dir: opts.flowsDir, count: flows.flows, files: flows.files, digest: flows.digest, checkSample: flows.sample, checkSeconds: round(flowsSeconds, 1), perFlowInSample: flows.perFlow },
+    pageCache: warm,
+    phases,
+    comparisons,
+    samples: Object.fromEntries(runs.map((r) => [r.name, r.samples.map((s) => [round(s.t, 2), round(s.rssMiB, 1), s.threads, round(s.partsMiB, 1), round(s.spillMiB, 1), round(s.copySpillMiB, 1), round(s.outputMiB, 1)])])),
+    samplesColumns: ['t (s since spawn)', 'RSS MiB', 'threads', 'NDJSON parts MiB', 'worker/floor spill MiB', 'COPY spill MiB', 'output Parquet MiB'],
+    events: Object.fromEntries(runs.map((r) => [r.name, r.events.filter((e) => e.event !== 'result')])),
+  };
+  mkdirSync(dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nraw figures: ${opts.out} (${report.totalSeconds} s in all; store ${round(storeSeconds, 1)} s${store.reused ? ', reused' : ''})`);
+  if (phases.some((p) => !p.ok)) process.exitCode = 1;
+  if (!existsSync(opts.out)) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
