@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { systemClock } from '../../core/clock.js';
@@ -7,6 +8,9 @@ import { DEFAULT_CONFIG } from '../../recorder/config.js';
 import { generateDeliveries } from '../../fixtures/generator/deliveries.js';
 import { sendDeliveries } from '../../fixtures/generator/send.js';
 import { DEMO_SECRETS, startDemoStack } from '../../fixtures/stack.js';
+import { PACKAGE_ROOT } from '../../core/version.js';
+import { replay } from '../../replayer/replay.js';
+import { printReplayText, replayBreakdown } from '../replay-report.js';
 
 interface DemoFlags {
   store: string;
@@ -84,7 +88,7 @@ function printText(s: DemoSummary): void {
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('Start the recorder in tee mode in front of the bundled demo legacy bot and forge stub, drive example deliveries through it, and print what was captured.')
+    .description('Start the recorder in tee mode in front of the bundled demo legacy bot and forge stub, drive example deliveries through it, print what was captured, then replay the bundled flows over it in dry-run.')
     .option('--store <dir>', 'capture store directory', DEFAULT_CONFIG.store)
     .option('--count <n>', 'number of deliveries to send', '200')
     .option('--seed <n>', 'generator seed (same seed, same deliveries)', '1')
@@ -116,7 +120,17 @@ export function demoCommand(): Command {
       const seconds = (performance.now() - started) / 1000;
       const acknowledged = results.filter((r) => r.status !== null && r.status < 300).length;
       const summary: DemoSummary = { ...(await summarize(flags.store, startedUs)), sent: count, acknowledged, seconds };
-      if (flags.format === 'json') process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-      else printText(summary);
+      if (flags.format === 'text') printText(summary);
+      // Then what the flows would have done with the same deliveries: a dry-run replay of the bundled flows.
+      const flowsDir = join(PACKAGE_ROOT, 'fixtures', 'flows');
+      const replayed = await replay({ store: flags.store, flowsDir, sinceUs: startedUs });
+      if (flags.format === 'json') {
+        const { manifest: _manifest, ...rest } = replayed;
+        process.stdout.write(JSON.stringify({ ...summary, replay: rest }, null, 2) + '\n');
+      } else {
+        process.stdout.write(`\nReplayed the flows in ${flowsDir} over these deliveries (dry-run: intents recorded, nothing sent):\n`);
+        printReplayText(replayed, await replayBreakdown(replayed.dir));
+        process.stdout.write(`\nOne difference is deliberate (fixtures/flows/retry-agent.yaml): the flow re-adds agent-running on /retry; the legacy bot does not.\n`);
+      }
     });
 }

@@ -1,14 +1,12 @@
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { parseIsoUs } from '../../core/clock.js';
 import { HsError } from '../../core/errors.js';
-import { sqlString } from '../../core/sql.js';
 import { DEFAULT_CONFIG, configFromEnv, parsePairs } from '../../recorder/config.js';
 import type { UpstreamConfig } from '../../replayer/engine/capabilities.js';
-import { replay, type ReplaySummary } from '../../replayer/replay.js';
+import { replay } from '../../replayer/replay.js';
+import { printReplayText, replayBreakdown } from '../replay-report.js';
 
 interface ReplayFlags {
   store: string;
@@ -25,52 +23,6 @@ interface ReplayFlags {
   redeliverTo?: string;
   timings: boolean;
   format: 'text' | 'json';
-}
-
-/** Per flow: runs by status and intents by kind, read back from the replay's Parquet. */
-interface Breakdown {
-  flow: string;
-  runs: number;
-  ok: number;
-  incomplete: number;
-  failed: number;
-  intents: number;
-  kinds: string | null;
-}
-
-async function breakdown(dir: string): Promise<Breakdown[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const conn = await db.connect();
-  try {
-    const reader = await conn.runAndReadAll(
-      `WITH f AS (SELECT flow, count(*)::INTEGER AS runs, count(*) FILTER (status = 'ok')::INTEGER AS ok,
-                         count(*) FILTER (status = 'incomplete')::INTEGER AS incomplete, count(*) FILTER (status = 'failed')::INTEGER AS failed
-                  FROM read_parquet(${sqlString(join(dir, 'flow_runs.parquet'))}) GROUP BY flow),
-            k AS (SELECT flow, intent->>'kind' AS kind, count(*) AS n FROM read_parquet(${sqlString(join(dir, 'node_runs.parquet'))})
-                  WHERE intent IS NOT NULL GROUP BY ALL),
-            i AS (SELECT flow, sum(n)::INTEGER AS intents, string_agg(kind || ' ' || n, ', ' ORDER BY n DESC, kind) AS kinds FROM k GROUP BY flow)
-       SELECT f.*, coalesce(i.intents, 0) AS intents, i.kinds FROM f LEFT JOIN i USING (flow) ORDER BY runs DESC, flow`,
-    );
-    return reader.getRowObjectsJson() as unknown as Breakdown[];
-  } finally {
-    conn.closeSync();
-    db.closeSync();
-  }
-}
-
-function printText(s: ReplaySummary, flows: Breakdown[]): void {
-  const out = [
-    `replay ${s.replay_id} (${s.manifest.mode}, seed ${s.manifest.seed}, ${s.manifest.workers} worker${s.manifest.workers === 1 ? '' : 's'}) in ${s.seconds.toFixed(1)} s`,
-    `  deliveries ${s.deliveries}   flow runs ${s.runs}   node runs ${s.node_runs}   intents ${s.intents}   failed runs ${s.errors}`,
-    `  runs by status: ${Object.entries(s.runs_by_status).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
-    '',
-    `  ${'flow'.padEnd(24)} ${'runs'.padStart(6)} ${'ok'.padStart(6)} ${'incompl'.padStart(7)} ${'failed'.padStart(6)} ${'intents'.padStart(7)}  kinds`,
-    ...flows.map((f) => `  ${f.flow.padEnd(24)} ${String(f.runs).padStart(6)} ${String(f.ok).padStart(6)} ${String(f.incomplete).padStart(7)} ${String(f.failed).padStart(6)} ${String(f.intents).padStart(7)}  ${f.kinds ?? '-'}`),
-    '',
-    `  output ${s.dir}/{flow_runs,node_runs}.parquet, manifest.json`,
-    `  e.g. SELECT flow, node_id, intent FROM read_parquet('${s.dir}/node_runs.parquet') WHERE intent IS NOT NULL LIMIT 10;`,
-  ];
-  process.stdout.write(out.join('\n') + '\n');
 }
 
 function parseTime(flag: string, value: string | undefined): number | null {
@@ -173,7 +125,7 @@ Examples:
         const { manifest, ...rest } = summary;
         process.stdout.write(JSON.stringify({ ...rest, flows_digest: manifest.flows_digest }) + '\n');
       } else {
-        printText(summary, await breakdown(summary.dir));
+        printReplayText(summary, await replayBreakdown(summary.dir));
       }
     });
 }

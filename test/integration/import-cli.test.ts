@@ -77,7 +77,7 @@ describe('hookshadow import', () => {
 
 describe('hookshadow CLI', () => {
   it('has --help on every command and exits 0', async () => {
-    for (const args of [['--help'], ['record', '--help'], ['import', '--help'], ['demo', '--help']]) {
+    for (const args of [['--help'], ['record', '--help'], ['import', '--help'], ['demo', '--help'], ['replay', '--help'], ['flows', '--help'], ['flows', 'validate', '--help'], ['flows', 'ops', '--help']]) {
       const res = await runCli(args);
       expect(res.code, args.join(' ')).toBe(0);
       expect(res.stdout).toMatch(/Usage: hookshadow/);
@@ -104,7 +104,16 @@ describe('hookshadow CLI', () => {
     expect(res.stderr).toMatch(/HS_ERR_CONFIG_INVALID: Invalid YAML in config file:\n {2}.*c\.yaml:\d+:\d+:/);
   });
 
-  it('runs the demo end to end and reports what it captured as JSON', async () => {
+  it('lists the ops flows can use', async () => {
+    const res = await runCli(['flows', 'ops', '--format', 'json']);
+    expect(res.code).toBe(0);
+    const ops = JSON.parse(res.stdout) as { name: string; effect_class: string; capability: string | null }[];
+    expect(ops.find((o) => o.name === 'forge.issue.comment')).toMatchObject({ effect_class: 'mutate', capability: 'forge' });
+    expect(ops.find((o) => o.name === 'forge.issue.get')).toMatchObject({ effect_class: 'read', capability: 'forge' });
+    expect(ops.find((o) => o.name === 'set')).toMatchObject({ effect_class: 'pure', capability: null });
+  });
+
+  it('runs the demo end to end and reports what it captured, and what the flows would do, as JSON', async () => {
     const store = join(await tempDir(), 'store');
     const res = await runCli(['demo', '--store', store, '--count', '40', '--format', 'json']);
     expect(res.code).toBe(0);
@@ -114,5 +123,9 @@ describe('hookshadow CLI', () => {
     expect(summary.deliveries.reduce((n: number, d: { count: number }) => n + d.count, 0)).toBe(40);
     expect(summary.signatures).toEqual({ valid: 40, invalid: 0 });
     expect(summary.effects.map((e: { route: string }) => e.route)).toContain('/repos/{owner}/{repo}/issues/{n}/comments');
+    // The bundled flows replayed over the same deliveries: each legacy comment has a flow intent.
+    const comments = summary.effects.filter((e: { route: string }) => e.route === '/repos/{owner}/{repo}/issues/{n}/comments').reduce((n: number, e: { count: number }) => n + e.count, 0);
+    expect(summary.replay).toMatchObject({ deliveries: 40, errors: 0 });
+    expect(summary.replay.intents).toBeGreaterThanOrEqual(comments);
   });
 });

@@ -43,7 +43,7 @@ describe('hookshadow replay over the committed fixture store', () => {
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     const summary = JSON.parse(res.stdout) as { replay_id: string; dir: string; deliveries: number; runs: number; intents: number; errors: number };
-    const [{ n: deliveries }] = await queryStore<{ n: number }>(store, 'SELECT count(*)::INTEGER AS n FROM deliveries');
+    const deliveries = (await queryStore<{ n: number }>(store, 'SELECT count(*)::INTEGER AS n FROM deliveries'))[0]!.n;
     expect(summary.deliveries).toBe(deliveries);
     expect(summary.errors).toBe(0);
 
@@ -81,11 +81,11 @@ describe('hookshadow replay over the committed fixture store', () => {
     expect(legacy.length).toBeGreaterThan(10);
     expect(flow).toEqual(legacy); // job ids included: dry-run echoes the legacy queue's answers
 
-    const [labels] = await sql<{ legacy: number; flow: number; retry: number }>(
+    const labels = (await sql<{ legacy: number; flow: number; retry: number }>(
       `SELECT (SELECT count(*)::INTEGER FROM read_parquet(${sqlString(effects)}, hive_partitioning = true) WHERE path LIKE '%/labels') AS legacy,
               (SELECT count(*)::INTEGER FROM read_parquet(${nodes(summary.dir)}) WHERE intent->>'kind' = 'issue.labels.add') AS flow,
               (SELECT count(*)::INTEGER FROM read_parquet(${nodes(summary.dir)}) WHERE intent->>'kind' = 'issue.labels.add' AND flow = 'retry-agent') AS retry`,
-    );
+    ))[0]!;
     // The deliberate difference: the flow also labels on /retry; the legacy bot does not.
     expect(labels.retry).toBeGreaterThan(0);
     expect(labels.flow).toBe(labels.legacy + labels.retry);
