@@ -36,7 +36,7 @@ export async function replayBreakdown(dir: string): Promise<Breakdown[]> {
 
 export function printReplayText(s: ReplaySummary, flows: Breakdown[]): void {
   const out = [
-    `replay ${s.replay_id} (${s.manifest.mode}, seed ${s.manifest.seed}, ${s.manifest.workers} worker${s.manifest.workers === 1 ? '' : 's'}) in ${s.seconds.toFixed(1)} s`,
+    `replay ${s.replay_id} (${[s.manifest.mode, ...Object.entries(s.manifest.flow_modes).map(([f, m]) => `${f} ${m}`)].join('; ')}, seed ${s.manifest.seed}, ${s.manifest.workers} worker${s.manifest.workers === 1 ? '' : 's'}) in ${s.seconds.toFixed(1)} s`,
     `  deliveries ${s.deliveries}   flow runs ${s.runs}   node runs ${s.node_runs}   intents ${s.intents}   failed runs ${s.errors}`,
     `  runs by status: ${Object.entries(s.runs_by_status).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     '',

@@ -64,7 +64,9 @@ export interface ReplayManifest {
   hookshadow_version: string;
   flows_digest: string;
   flows: { name: string; version: string; file: string }[];
-  mode: 'dry-run' | 'live';
+  /** The global mode, and each flow's mode where it differs. */
+  mode: 'off' | 'dry-run' | 'live';
+  flow_modes: Record<string, 'off' | 'dry-run' | 'live'>;
   seed: number;
   filters: { since: string | null; until: string | null; shard: string | null };
   counts: {

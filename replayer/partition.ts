@@ -2,7 +2,9 @@ import { pino } from 'pino';
 import { createOpRegistry, BUILTIN_OPS, loadUserOps } from './ops/registry.js';
 import { loadFlowsOrThrow } from './flows/load.js';
 import { assertCapabilities, createCapabilities, type UpstreamConfig } from './engine/capabilities.js';
-import { runDelivery, type RunMode } from './engine/run.js';
+import { runDelivery } from './engine/run.js';
+import { liveFlows } from './engine/modes.js';
+import type { Mode } from './flows/model.js';
 import { recordedReads } from './engine/recordings.js';
 import { openRunWriter } from './output/ndjson.js';
 import { createRedeliverer } from './redeliver.js';
@@ -15,7 +17,8 @@ export interface PartitionSpec {
   opsModules: string[];
   opsBaseDir: string;
   filter: DeliveryFilter;
-  mode: RunMode;
+  mode: Mode;
+  flowModes: Record<string, Mode>;
   seed: number;
   timings: boolean;
   /** Live mode only. */
@@ -61,8 +64,9 @@ export function addCounts(a: PartitionCounts, b: PartitionCounts): PartitionCoun
 export async function runPartition(spec: PartitionSpec, onProgress: (done: number) => void = () => {}): Promise<PartitionCounts> {
   const ops = createOpRegistry([...BUILTIN_OPS, ...(await loadUserOps(spec.opsModules, spec.opsBaseDir))]);
   const { flows } = await loadFlowsOrThrow(spec.flowsDir, ops);
-  const capabilities = spec.mode === 'live' ? createCapabilities(spec.upstreams) : undefined;
-  if (capabilities) assertCapabilities(flows, capabilities.upstreams);
+  const live = liveFlows(flows, spec.mode, spec.flowModes);
+  const capabilities = live.length > 0 ? createCapabilities(spec.upstreams) : undefined;
+  if (capabilities) assertCapabilities(live, capabilities.upstreams);
   const reader = await openStoreReader(spec.store);
   const writer = openRunWriter(spec.out, { timings: spec.timings });
   const redeliverer = spec.redeliver ? createRedeliverer(spec.redeliver) : null;
@@ -78,7 +82,7 @@ export async function runPartition(spec: PartitionSpec, onProgress: (done: numbe
         counts.redelivered++;
         if (r.status === null || r.status >= 400) counts.redelivery_failures++;
       }
-      const runs = await runDelivery(flows, delivery, { mode: spec.mode, seed: spec.seed, reads: recordedReads(reads), echoes: recordedReads(writes), capabilities, logger });
+      const runs = await runDelivery(flows, delivery, { mode: spec.mode, flowModes: spec.flowModes, seed: spec.seed, reads: recordedReads(reads), echoes: recordedReads(writes), capabilities, logger });
       await writer.write(delivery, runs);
       counts.deliveries++;
       for (const run of runs) {

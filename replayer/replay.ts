@@ -10,7 +10,8 @@ import { mkdirDurable, storePaths, syncDir, writeFileAtomic } from '../core/stor
 import { VERSION } from '../core/version.js';
 import { assertCapabilities } from './engine/capabilities.js';
 import type { UpstreamConfig } from './engine/capabilities.js';
-import type { RunMode } from './engine/run.js';
+import { assertKnownFlows, liveFlows } from './engine/modes.js';
+import type { Mode } from './flows/model.js';
 import { loadFlowsOrThrow } from './flows/load.js';
 import { BUILTIN_OPS, createOpRegistry, loadUserOps } from './ops/registry.js';
 import { writeReplayParquet } from './output/parquet.js';
@@ -26,7 +27,10 @@ export interface ReplayOptions {
   id?: string;
   sinceUs?: number | null;
   untilUs?: number | null;
-  mode?: RunMode;
+  /** Every flow's mode unless overridden (default dry-run). */
+  mode?: Mode;
+  /** Per-flow modes: `{ "assign-agent": "live", "retry-agent": "off" }`. */
+  flowModes?: Record<string, Mode>;
   /** Worker threads; 1 runs in this thread. Default: one per core, fewer for small stores (a thread costs more than 1,000 deliveries take). */
   concurrency?: number;
   /** 1-based: `{ k: 2, n: 4 }` is the second of four shards. */
@@ -107,7 +111,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
   // Fail fast, in this thread, on bad flows and missing capabilities: before any output exists.
   const ops = createOpRegistry([...BUILTIN_OPS, ...(await loadUserOps(opsModules, opsBaseDir))]);
   const loaded = await loadFlowsOrThrow(opts.flowsDir, ops);
-  if (mode === 'live') assertCapabilities(loaded.flows, new Set(Object.keys(upstreams)));
+  const flowModes = opts.flowModes ?? {};
+  assertKnownFlows(loaded.flows, flowModes);
+  const live = liveFlows(loaded.flows, mode, flowModes);
+  if (live.length > 0) assertCapabilities(live, new Set(Object.keys(upstreams)));
 
   const id = opts.id ?? `${newReplayId(startedAt.getTime())}${shard ? `-shard-${shard.k}-of-${shard.n}` : ''}`;
   assertReplayId(id);
@@ -139,6 +146,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       opsBaseDir,
       filter: { ...filter, shard: workers === 1 && !filter.shard ? null : { index: baseIndex + baseOf * w, of: baseOf * workers } },
       mode,
+      flowModes,
       seed: opts.seed ?? 0,
       timings: opts.timings ?? true,
       upstreams,
@@ -179,6 +187,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       flows_digest: loaded.digest,
       flows: loaded.flows.map((f) => ({ name: f.name, version: f.version, file: f.file })),
       mode,
+      flow_modes: flowModes,
       seed: opts.seed ?? 0,
       filters: {
         since: filter.sinceUs === null ? null : formatUs(filter.sinceUs),

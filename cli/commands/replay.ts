@@ -5,6 +5,7 @@ import { parseIsoUs } from '../../core/clock.js';
 import { HsError } from '../../core/errors.js';
 import { DEFAULT_CONFIG, configFromEnv, parsePairs } from '../../recorder/config.js';
 import type { UpstreamConfig } from '../../replayer/engine/capabilities.js';
+import { MODES, type Mode } from '../../replayer/flows/model.js';
 import { replay } from '../../replayer/replay.js';
 import { printReplayText, replayBreakdown } from '../replay-report.js';
 
@@ -15,7 +16,8 @@ interface ReplayFlags {
   id?: string;
   since?: string;
   until?: string;
-  mode: 'dry-run' | 'live';
+  mode: Mode;
+  flowMode: string[];
   concurrency?: string;
   shard?: string;
   seed: string;
@@ -52,6 +54,16 @@ export function upstreamsFrom(pairs: string[], env: NodeJS.ProcessEnv): Record<s
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+function flowModesFrom(pairs: string[]): Record<string, Mode> {
+  const out: Record<string, Mode> = {};
+  for (const [name, values] of Object.entries(parsePairs(pairs, '--flow-mode'))) {
+    const mode = values[values.length - 1]!;
+    if (!(MODES as readonly string[]).includes(mode)) throw new HsError('HS_ERR_USAGE', `--flow-mode ${name}=${mode}: the mode must be one of ${MODES.join(', ')}.`);
+    out[name] = mode as Mode;
+  }
+  return out;
+}
+
 /** Re-delivery signs with the recorder's secrets, from the same HOOKSHADOW_SECRET_<SOURCE> variables (first one of a comma list). */
 function redeliverFrom(url: string, env: NodeJS.ProcessEnv): { url: string; secrets: Record<string, string> } {
   if (!URL.canParse(url)) throw new HsError('HS_ERR_USAGE', `--redeliver-to expects a URL, got ${JSON.stringify(url)}.`);
@@ -67,7 +79,8 @@ export function replayCommand(): Command {
     .option('--id <name>', 'replay id (default: a sortable generated id)')
     .option('--since <iso>', 'only deliveries received at or after this time')
     .option('--until <iso>', 'only deliveries received before this time')
-    .addOption(new Option('--mode <mode>', 'dry-run records intents; live calls the upstreams').choices(['dry-run', 'live']).default('dry-run'))
+    .addOption(new Option('--mode <mode>', 'every flow\'s mode: dry-run records intents, live calls the upstreams, off skips').choices([...MODES]).default('dry-run'))
+    .option('--flow-mode <name=mode>', 'one flow\'s mode, overriding --mode (repeatable)', collect, [])
     .option('--concurrency <n>', `worker threads (default: one per core, ${availableParallelism()} here; fewer for small stores)`)
     .option('--shard <k/n>', 'replay only shard K of N (by a hash of delivery_id), for parallel CI jobs')
     .option('--seed <n>', 'seed for synthetic ids (the same seed gives byte-identical output)', '0')
@@ -109,6 +122,7 @@ Examples:
         sinceUs: parseTime('--since', flags.since),
         untilUs: parseTime('--until', flags.until),
         mode: flags.mode,
+        flowModes: flowModesFrom(flags.flowMode),
         ...(flags.concurrency !== undefined ? { concurrency: positiveInt('--concurrency', flags.concurrency) } : {}),
         shard,
         seed,

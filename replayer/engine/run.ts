@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { EffectClass, Intent } from '../../core/effects.js';
 import { HsError, isHsError, type ErrorCode } from '../../core/errors.js';
 import type { ExpressionScope } from '../flows/expressions.js';
-import type { CompiledFlow, CompiledNode, CompiledTrigger } from '../flows/model.js';
+import type { CompiledFlow, CompiledNode, CompiledTrigger, Mode } from '../flows/model.js';
 import { describeArgErrors } from '../ops/registry.js';
 import { effectClassOf, type OpContext, type OpLogger } from '../ops/types.js';
 import { resolveValue } from '../flows/values.js';
@@ -49,7 +49,10 @@ export interface FlowRun {
 }
 
 export interface EngineOptions {
-  mode: RunMode;
+  /** The mode of every flow without an override; `off` runs only the overridden ones. */
+  mode: Mode;
+  /** Per-flow modes, by flow name. */
+  flowModes?: Readonly<Record<string, Mode>>;
   /** Perturbs synthetic ids (noise detection replays with a second seed). */
   seed: number;
   /** Reads in dry-run come from here; live reads too, unless `liveReads` is set. */
@@ -104,16 +107,18 @@ export async function runDelivery(flows: readonly CompiledFlow[], d: DeliveryInp
   const now = new Date(Math.floor(nowUs / 1000));
   const runs: FlowRun[] = [];
   for (const flow of flows) {
+    const mode = opts.flowModes?.[flow.name] ?? opts.mode;
+    if (mode === 'off') continue;
     const flowVar = { name: flow.name, version: flow.version };
     const scope = (): ExpressionScope => ({ delivery, nodes: {}, flow: flowVar, now });
     let matched: boolean;
     try {
       matched = flow.triggers.some((t) => triggerMatches(t, d, scope));
     } catch (err) {
-      runs.push(failedRun(flow, d, opts.mode, nowUs, `HS_ERR_EXPRESSION: trigger condition failed: ${(err as Error).message.split('\n')[0]}`));
+      runs.push(failedRun(flow, d, mode, nowUs, `HS_ERR_EXPRESSION: trigger condition failed: ${(err as Error).message.split('\n')[0]}`));
       continue;
     }
-    if (matched) runs.push(await runFlow(flow, d, { ...opts, nowUs: () => nowUs }, { delivery, flow: flowVar, now }));
+    if (matched) runs.push(await runFlow(flow, d, mode, { ...opts, nowUs: () => nowUs }, { delivery, flow: flowVar, now }));
   }
   return runs;
 }
@@ -130,6 +135,7 @@ interface NodeState {
 async function runFlow(
   flow: CompiledFlow,
   d: DeliveryInput,
+  mode: RunMode,
   opts: EngineOptions,
   base: { delivery: Record<string, unknown>; flow: Record<string, unknown>; now: Date },
 ): Promise<FlowRun> {
@@ -202,7 +208,7 @@ async function runFlow(
     let worst: NodeStatus = 'ok';
     for (const iteration of iterations) {
       const iterScope: ExpressionScope = iteration === null ? scope : { ...scope, item: items![iteration], index: BigInt(iteration) };
-      const result = await runNode(flow, node, d, iteration, iterScope, opts);
+      const result = await runNode(flow, node, d, iteration, iterScope, mode, opts);
       rows.push({ ...result, seq, iteration, duration_us: Math.round((performance.now() - t0) * 1000) });
       outputs.push(result.output);
       worst = severity(result.status) > severity(worst) ? result.status : worst;
@@ -220,7 +226,7 @@ async function runFlow(
     delivery_id: d.delivery_id,
     flow: flow.name,
     flow_version: flow.version,
-    mode: opts.mode,
+    mode,
     status: stopped ? 'failed' : incomplete ? 'incomplete' : 'ok',
     error: stopped,
     started_at_us: startedAtUs,
@@ -234,7 +240,7 @@ const severity = (s: NodeStatus) => SEVERITY[s];
 
 type NodeResult = Omit<NodeRun, 'seq' | 'iteration' | 'duration_us'>;
 
-async function runNode(flow: CompiledFlow, node: CompiledNode, d: DeliveryInput, iteration: number | null, scope: ExpressionScope, opts: EngineOptions): Promise<NodeResult> {
+async function runNode(flow: CompiledFlow, node: CompiledNode, d: DeliveryInput, iteration: number | null, scope: ExpressionScope, mode: RunMode, opts: EngineOptions): Promise<NodeResult> {
   const def = node.op.def;
   let effectClass: EffectClass = typeof def.effectClass === 'string' ? def.effectClass : 'mutate';
   const result = (status: NodeStatus, extra: Partial<NodeResult> = {}): NodeResult => ({
@@ -263,13 +269,13 @@ async function runNode(flow: CompiledFlow, node: CompiledNode, d: DeliveryInput,
 
     const request = def.request!(args, ctx);
     if (effectClass === 'read') {
-      const live = opts.mode === 'live' ? opts.capabilities : opts.liveReads;
+      const live = mode === 'live' ? opts.capabilities : opts.liveReads;
       const response = live ? await live.send(request, opts.liveHeaders?.(d)) : opts.reads.lookup(request);
       if (!response) return result('no_recording', { error: `HS_ERR_NO_RECORDING: the legacy handler never made ${request.method} ${request.path} for this delivery; nothing to replay it from` });
       return responseResult(response, request.method, request.path, result);
     }
     const intent: Intent = { ...def.intent!(args, ctx), request };
-    if (opts.mode === 'dry-run') {
+    if (mode === 'dry-run') {
       const echo = opts.echoes?.lookup(request);
       const output = echo && echo.status > 0 && echo.status < 400 ? echo.body : def.synthetic ? def.synthetic(args, ctx) : null;
       return result('planned', { intent, output });

@@ -197,22 +197,35 @@ describe('live mode and re-delivery', () => {
     const res = await runCli(['replay', '--store', store, '--flows', FLOWS, '--mode', 'live', '--upstream', 'github=http://127.0.0.1:9']);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/HS_ERR_CAPABILITIES_MISSING: .*agent-queue:agents .*forge:gitea/);
+    // Only the flows that go live need their capabilities.
+    const one = await runCli(['replay', '--store', store, '--flows', FLOWS, '--flow-mode', 'request-review=live', '--upstream', 'github=http://127.0.0.1:9']);
+    expect(one.code).toBe(1);
+    expect(one.stderr).toContain('forge:gitea (flow request-review)');
+    expect(one.stderr).not.toContain('assign-agent');
+    const typo = await runCli(['replay', '--store', store, '--flows', FLOWS, '--flow-mode', 'asign-agent=off']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/HS_ERR_USAGE: Mode override for unknown flow\(s\) "asign-agent"/);
   });
 
-  it('live replay calls the sandbox forge and records what it answered', async () => {
+  it('live replay calls the sandbox forge and records what it answered; per-flow modes apply', async () => {
     const store = await fixtureStore();
     const stub = buildForgeStub();
     const url = await stub.app.listen({ host: '127.0.0.1', port: 0 });
     onCleanup(() => stub.app.close());
     const res = await runCli(
-      ['replay', '--store', store, '--flows', FLOWS, '--mode', 'live', '--concurrency', '1', '--format', 'json', '--upstream', `github=${url}`, '--upstream', `gitea=${url}/api/v1`, '--upstream', `forgejo=${url}/api/v1`, '--upstream', `agents=${url}`],
+      ['replay', '--store', store, '--flows', FLOWS, '--mode', 'live', '--flow-mode', 'request-review=off', '--flow-mode', 'retry-agent=dry-run', '--concurrency', '1', '--format', 'json', '--upstream', `github=${url}`, '--upstream', `gitea=${url}/api/v1`, '--upstream', `forgejo=${url}/api/v1`, '--upstream', `agents=${url}`],
       { env: { HOOKSHADOW_TOKEN_GITHUB: 'ghp_sandbox' } },
     );
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     const summary = JSON.parse(res.stdout) as { dir: string; intents: number };
+    const byMode = await sql<{ flow: string; mode: string; intents: number }>(
+      `SELECT flow, mode, sum(intent_count)::INTEGER AS intents FROM read_parquet(${runs(summary.dir)}) GROUP BY ALL ORDER BY flow`,
+    );
+    expect(byMode.map((r) => [r.flow, r.mode])).toEqual([['assign-agent', 'live'], ['retry-agent', 'dry-run']]);
     const posts = stub.calls.filter((c) => c.method !== 'GET');
-    expect(posts.length).toBe(summary.intents);
+    expect(posts.length).toBe(byMode[0]!.intents);
+    expect(stub.calls.some((c) => c.url.includes('requested_reviewers'))).toBe(false);
     expect(stub.calls.some((c) => c.url.startsWith('/repos/') && c.authorization === 'token ghp_sandbox')).toBe(true);
     // Node outputs are the forge's real answers: the comment ids the stub assigned, the job ids it queued.
     const acks = await sql<{ output: string; body: string }>(
