@@ -21,8 +21,10 @@ export interface PartitionSpec {
   flowModes: Record<string, Mode>;
   seed: number;
   timings: boolean;
-  /** Live mode only. */
+  /** For live flows, and for reads when `liveReads` is set. */
   upstreams: Record<string, UpstreamConfig>;
+  /** Serve dry-run reads from the upstreams instead of the recordings. */
+  liveReads: boolean;
   /** Re-send each delivery to this webhook URL, re-signed with the source's secret. */
   redeliver: { url: string; secrets: Record<string, string> } | null;
   tempDir: string;
@@ -65,7 +67,7 @@ export async function runPartition(spec: PartitionSpec, onProgress: (done: numbe
   const ops = createOpRegistry([...BUILTIN_OPS, ...(await loadUserOps(spec.opsModules, spec.opsBaseDir))]);
   const { flows } = await loadFlowsOrThrow(spec.flowsDir, ops);
   const live = liveFlows(flows, spec.mode, spec.flowModes);
-  const capabilities = live.length > 0 ? createCapabilities(spec.upstreams) : undefined;
+  const capabilities = live.length > 0 || spec.liveReads ? createCapabilities(spec.upstreams) : undefined;
   if (capabilities) assertCapabilities(live, capabilities.upstreams);
   const reader = await openStoreReader(spec.store);
   const writer = openRunWriter(spec.out, { timings: spec.timings });
@@ -82,7 +84,7 @@ export async function runPartition(spec: PartitionSpec, onProgress: (done: numbe
         counts.redelivered++;
         if (r.status === null || r.status >= 400) counts.redelivery_failures++;
       }
-      const runs = await runDelivery(flows, delivery, { mode: spec.mode, flowModes: spec.flowModes, seed: spec.seed, reads: recordedReads(reads), echoes: recordedReads(writes), capabilities, logger });
+      const runs = await runDelivery(flows, delivery, { mode: spec.mode, flowModes: spec.flowModes, seed: spec.seed, reads: recordedReads(reads), echoes: recordedReads(writes), capabilities, ...(spec.liveReads ? { liveReads: capabilities } : {}), logger });
       await writer.write(delivery, runs);
       counts.deliveries++;
       for (const run of runs) {

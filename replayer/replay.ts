@@ -39,6 +39,8 @@ export interface ReplayOptions {
   /** Record measured durations; without them two replays write byte-identical files. */
   timings?: boolean;
   upstreams?: Record<string, UpstreamConfig>;
+  /** Serve dry-run reads from the upstreams (live data, still no mutation) instead of the recorded exchanges. */
+  liveReads?: boolean;
   /** Re-send every delivery to this webhook URL, re-signed with the secret for its source. */
   redeliver?: { url: string; secrets: Record<string, string> } | null;
   onStart?(total: number): void;
@@ -115,6 +117,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
   assertKnownFlows(loaded.flows, flowModes);
   const live = liveFlows(loaded.flows, mode, flowModes);
   if (live.length > 0) assertCapabilities(live, new Set(Object.keys(upstreams)));
+  if (opts.liveReads && Object.keys(upstreams).length === 0) throw new HsError('HS_ERR_USAGE', '--live-reads needs at least one --upstream to read from.');
 
   const id = opts.id ?? `${newReplayId(startedAt.getTime())}${shard ? `-shard-${shard.k}-of-${shard.n}` : ''}`;
   assertReplayId(id);
@@ -150,6 +153,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       seed: opts.seed ?? 0,
       timings: opts.timings ?? true,
       upstreams,
+      liveReads: opts.liveReads ?? false,
       redeliver: opts.redeliver ?? null,
       tempDir: join(staging, `tmp-${w}`),
       memoryLimit: WORKER_MEMORY_LIMIT,

@@ -23,6 +23,7 @@ interface ReplayFlags {
   seed: string;
   upstream: string[];
   redeliverTo?: string;
+  liveReads?: boolean;
   timings: boolean;
   format: 'text' | 'json';
 }
@@ -85,6 +86,7 @@ export function replayCommand(): Command {
     .option('--shard <k/n>', 'replay only shard K of N (by a hash of delivery_id), for parallel CI jobs')
     .option('--seed <n>', 'seed for synthetic ids (the same seed gives byte-identical output)', '0')
     .option('--upstream <name=url>', 'live mode: an upstream the ops may call (repeatable); token from HOOKSHADOW_TOKEN_<NAME>', collect, [])
+    .option('--live-reads', 'dry-run reads call the --upstreams instead of replaying what the legacy handler read (mutations still only record intents)')
     .option('--redeliver-to <url>', 're-send every delivery to this webhook URL, re-signed with HOOKSHADOW_SECRET_<SOURCE> (e.g. a staging legacy handler)')
     .option('--ops <module>', 'a JavaScript or TypeScript module exporting extra ops (repeatable)', collect, [])
     .option('--no-timings', 'write 0 for durations, so two replays of the same input give byte-identical files')
@@ -128,6 +130,7 @@ Examples:
         seed,
         timings: flags.timings,
         upstreams: upstreamsFrom(flags.upstream, process.env),
+        liveReads: flags.liveReads ?? false,
         redeliver: flags.redeliverTo ? redeliverFrom(flags.redeliverTo, process.env) : null,
         onStart: (total) => bar?.start(total, 0, { speed: '0' }),
         onProgress: (n) => {

@@ -238,6 +238,19 @@ describe('live mode and re-delivery', () => {
     }
   });
 
+  it('--live-reads: dry-run reads come from the upstream, and nothing is mutated', async () => {
+    const store = await fixtureStore();
+    const stub = buildForgeStub();
+    const url = await stub.app.listen({ host: '127.0.0.1', port: 0 });
+    onCleanup(() => stub.app.close());
+    const res = await runCli(['replay', '--store', store, '--flows', FLOWS, '--live-reads', '--format', 'json', '--upstream', `github=${url}`, '--upstream', `gitea=${url}/api/v1`]);
+    expect(res.code).toBe(0);
+    const summary = JSON.parse(res.stdout) as { intents: number };
+    expect(summary.intents).toBeGreaterThan(20);
+    expect(stub.calls.length).toBeGreaterThan(10);
+    expect(stub.calls.every((c) => c.method === 'GET')).toBe(true);
+  });
+
   it('re-delivers captures to a webhook URL, re-signed with the configured secrets', async () => {
     const store = await fixtureStore();
     const target = await tempDir();
