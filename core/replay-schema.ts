@@ -67,6 +67,8 @@ export interface ReplayManifest {
   /** The global mode, and each flow's mode where it differs. */
   mode: 'off' | 'dry-run' | 'live';
   flow_modes: Record<string, 'off' | 'dry-run' | 'live'>;
+  /** Dry-run reads came from live upstreams, not the recordings: such a replay is not reproducible. */
+  live_reads: boolean;
   seed: number;
   filters: { since: string | null; until: string | null; shard: string | null };
   counts: {

@@ -11,27 +11,12 @@ import {
 } from '../core/capture-schema.js';
 import type { Redactor } from './redact.js';
 import { deliveryFacts } from './sources.js';
+import { parsePayload } from '../core/payload.js';
 
 /** Stores bytes as text when they are UTF-8 (always, for JSON webhooks), else as base64, so nothing is altered. */
 export function encodeBody(raw: Buffer | null): { text: string | null; encoding: BodyEncoding } {
   if (raw === null) return { text: null, encoding: 'utf8' };
   return isUtf8(raw) ? { text: raw.toString('utf8'), encoding: 'utf8' } : { text: raw.toString('base64'), encoding: 'base64' };
-}
-
-/** The payload a delivery carries: JSON, or GitHub's form-encoded `payload=` variant. */
-export function parsePayload(text: string | null, contentType: string | null): { payload: unknown; error: string | null } {
-  if (text === null || text.length === 0) return { payload: null, error: text === null ? null : 'empty body' };
-  let json = text;
-  if (contentType?.startsWith('application/x-www-form-urlencoded')) {
-    const form = new URLSearchParams(text).get('payload');
-    if (form === null) return { payload: null, error: 'form-encoded body has no "payload" field' };
-    json = form;
-  }
-  try {
-    return { payload: JSON.parse(json), error: null };
-  } catch (err) {
-    return { payload: null, error: (err as Error).message };
-  }
 }
 
 export interface DeliveryInput {

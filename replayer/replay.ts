@@ -6,7 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { formatUs } from '../core/clock.js';
 import { HsError } from '../core/errors.js';
 import { REPLAY_FORMAT_VERSION, type ReplayManifest } from '../core/replay-schema.js';
-import { mkdirDurable, storePaths, syncDir, writeFileAtomic } from '../core/store/layout.js';
+import { mkdirDurable, storePaths, syncDir, syncFile, writeFileAtomic } from '../core/store/layout.js';
 import { VERSION } from '../core/version.js';
 import { assertCapabilities } from './engine/capabilities.js';
 import type { UpstreamConfig } from './engine/capabilities.js';
@@ -179,6 +179,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       conn.closeSync();
       db.closeSync();
     }
+    for (const file of ['flow_runs.parquet', 'node_runs.parquet', ...(opts.redeliver ? ['redeliveries.parquet'] : [])]) await syncFile(join(staging, file));
     await rm(join(staging, 'parts'), { recursive: true, force: true });
     for (const s of specs) await rm(s.tempDir, { recursive: true, force: true });
     await rm(join(staging, 'tmp-copy'), { recursive: true, force: true });
@@ -192,6 +193,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       flows: loaded.flows.map((f) => ({ name: f.name, version: f.version, file: f.file })),
       mode,
       flow_modes: flowModes,
+      live_reads: opts.liveReads ?? false,
       seed: opts.seed ?? 0,
       filters: {
         since: filter.sinceUs === null ? null : formatUs(filter.sinceUs),

@@ -1,3 +1,4 @@
+import { parsePayload } from '../core/payload.js';
 import { openStoreReader, type StoreReader } from '../core/store/reader.js';
 import type { DeliveryInput } from './engine/delivery.js';
 import type { RecordedExchange } from './engine/recordings.js';
@@ -30,7 +31,8 @@ export const SHARD_HASH_SQL = `('0x' || left(md5(delivery_id), 8))::UBIGINT`;
 const CALL = `{'upstream': upstream, 'method': method, 'path': path, 'response_status': response_status, 'response_body': response_body}`;
 
 function where(f: DeliveryFilter): { sql: string; params: unknown[] } {
-  const clauses: string[] = [];
+  // A rejected delivery (bad signature under the reject policy) never reached the legacy handler: nothing to compare.
+  const clauses: string[] = ['rejected IS NULL'];
   const params: unknown[] = [];
   if (f.sinceUs !== null) {
     params.push(f.sinceUs);
@@ -41,7 +43,7 @@ function where(f: DeliveryFilter): { sql: string; params: unknown[] } {
     clauses.push(`received_at < make_timestamp($${params.length}::BIGINT)`);
   }
   if (f.shard) clauses.push(`${SHARD_HASH_SQL} % ${f.shard.of} = ${f.shard.index}`);
-  return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+  return { sql: `WHERE ${clauses.join(' AND ')}`, params };
 }
 
 export async function countDeliveries(reader: StoreReader, f: DeliveryFilter): Promise<number> {
@@ -64,24 +66,18 @@ export async function* streamDeliveries(reader: StoreReader, f: DeliveryFilter):
           w AS (SELECT delivery_id, list(${CALL} ORDER BY observed_at) AS writes
                 FROM effects WHERE delivery_id IN (SELECT delivery_id FROM d) GROUP BY delivery_id)
      SELECT d.delivery_id, d.source, d.event, d.action, epoch_us(d.received_at)::DOUBLE AS received_at_us,
-            d.headers::VARCHAR AS headers, d.body, d.body_encoding, d.parse_error, d.repository, r.reads, w.writes
+            d.headers::VARCHAR AS headers, d.body, d.body_encoding, d.content_type, d.repository, r.reads, w.writes
      FROM d LEFT JOIN r USING (delivery_id) LEFT JOIN w USING (delivery_id)
      ORDER BY d.received_at, d.delivery_id`,
     w.params as never,
   );
   for await (const rows of result.yieldRowsJs()) {
     for (const row of rows) {
-      const [id, source, event, action, receivedAtUs, headers, body, encoding, parseError, repository, reads, writes] = row as [
+      const [id, source, event, action, receivedAtUs, headers, body, encoding, contentType, repository, reads, writes] = row as [
         string, string, string | null, string | null, number, string | null, string | null, string, string | null, string | null, RecordedExchange[] | null, RecordedExchange[] | null,
       ];
-      let payload: unknown = null;
-      if (body !== null && encoding === 'utf8' && parseError === null) {
-        try {
-          payload = JSON.parse(body);
-        } catch {
-          payload = null;
-        }
-      }
+      // Parsed as at capture: JSON, or the form-encoded `payload=` variant; anything else has no payload.
+      const payload = encoding === 'utf8' ? parsePayload(body, contentType).payload : null;
       const parsedHeaders = headers ? (JSON.parse(headers) as Record<string, string>) : {};
       yield {
         delivery: {

@@ -101,6 +101,16 @@ export async function mkdirDurable(dir: string): Promise<void> {
   }
 }
 
+/** fsyncs a file's content, e.g. before renaming the directory it sits in into place. */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** fsyncs a directory so a rename or unlink in it survives a power loss. */
 export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');

@@ -13,6 +13,8 @@ export interface RecordedExchange {
 /** Serves a delivery's reads from what the legacy handler read (hermetic replay). */
 export interface ReadSource {
   lookup(req: HttpRequestIntent): UpstreamResponse | null;
+  /** The same recordings, none consumed yet (each flow run starts from the first). */
+  fresh(): ReadSource;
 }
 
 const stripQuery = (path: string) => path.split('?')[0]!;
@@ -32,6 +34,7 @@ export function recordedReads(exchanges: readonly RecordedExchange[]): ReadSourc
   }
   const used = new Map<string, number>();
   return {
+    fresh: () => recordedReads(exchanges),
     lookup(req) {
       const k = `${req.method} ${stripQuery(req.path)}`;
       const key = exact.has(`${req.upstream} ${k}`) ? `${req.upstream} ${k}` : k;
@@ -51,4 +54,4 @@ export function recordedReads(exchanges: readonly RecordedExchange[]): ReadSourc
   };
 }
 
-export const NO_RECORDINGS: ReadSource = { lookup: () => null };
+export const NO_RECORDINGS: ReadSource = { lookup: () => null, fresh: () => NO_RECORDINGS };

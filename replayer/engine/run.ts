@@ -76,9 +76,12 @@ export interface EngineOptions {
 
 const hex = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
 
-/** The run id: the same delivery and flow give the same id in every replay, so replays join on it. */
-export function runId(deliveryId: string, flow: string): string {
-  const h = hex(`${deliveryId}\0${flow}`, 32);
+/**
+ * The run id: the same delivery and flow give the same id in every replay, so replays
+ * join on it. The receive time is part of it: a redelivery reuses its delivery id.
+ */
+export function runId(deliveryId: string, receivedAtUs: number, flow: string): string {
+  const h = hex(`${deliveryId}\0${receivedAtUs}\0${flow}`, 32);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
@@ -118,13 +121,15 @@ export async function runDelivery(flows: readonly CompiledFlow[], d: DeliveryInp
       runs.push(failedRun(flow, d, mode, nowUs, `HS_ERR_EXPRESSION: trigger condition failed: ${(err as Error).message.split('\n')[0]}`));
       continue;
     }
-    if (matched) runs.push(await runFlow(flow, d, mode, { ...opts, nowUs: () => nowUs }, { delivery, flow: flowVar, now }));
+    // Each flow consumes the recordings afresh: one flow's reads must not shift what the next one sees.
+    const perFlow = { ...opts, reads: opts.reads.fresh(), ...(opts.echoes ? { echoes: opts.echoes.fresh() } : {}), nowUs: () => nowUs };
+    if (matched) runs.push(await runFlow(flow, d, mode, perFlow, { delivery, flow: flowVar, now }));
   }
   return runs;
 }
 
 function failedRun(flow: CompiledFlow, d: DeliveryInput, mode: RunMode, nowUs: number, error: string): FlowRun {
-  return { run_id: runId(d.delivery_id, flow.name), delivery_id: d.delivery_id, flow: flow.name, flow_version: flow.version, mode, status: 'failed', error, started_at_us: nowUs, duration_us: 0, nodes: [] };
+  return { run_id: runId(d.delivery_id, d.received_at_us, flow.name), delivery_id: d.delivery_id, flow: flow.name, flow_version: flow.version, mode, status: 'failed', error, started_at_us: nowUs, duration_us: 0, nodes: [] };
 }
 
 interface NodeState {
@@ -153,7 +158,7 @@ async function runFlow(
       seq,
       iteration: null,
       op: node.op.def.name,
-      effect_class: typeof node.op.def.effectClass === 'string' ? node.op.def.effectClass : 'mutate',
+      effect_class: node.effectClass,
       status,
       output: null,
       intent: null,
@@ -222,7 +227,7 @@ async function runFlow(
   }
 
   return {
-    run_id: runId(d.delivery_id, flow.name),
+    run_id: runId(d.delivery_id, d.received_at_us, flow.name),
     delivery_id: d.delivery_id,
     flow: flow.name,
     flow_version: flow.version,
@@ -242,7 +247,7 @@ type NodeResult = Omit<NodeRun, 'seq' | 'iteration' | 'duration_us'>;
 
 async function runNode(flow: CompiledFlow, node: CompiledNode, d: DeliveryInput, iteration: number | null, scope: ExpressionScope, mode: RunMode, opts: EngineOptions): Promise<NodeResult> {
   const def = node.op.def;
-  let effectClass: EffectClass = typeof def.effectClass === 'string' ? def.effectClass : 'mutate';
+  let effectClass: EffectClass = node.effectClass;
   const result = (status: NodeStatus, extra: Partial<NodeResult> = {}): NodeResult => ({
     node_id: node.id,
     op: def.name,
@@ -262,7 +267,12 @@ async function runNode(flow: CompiledFlow, node: CompiledNode, d: DeliveryInput,
     syntheticId: (prefix) => `${prefix}-${hex(`${opts.seed}\0${d.delivery_id}\0${flow.name}\0${node.id}\0${iteration ?? ''}\0${counter++}`, 16)}`,
   };
   try {
-    const args = resolveValue(node.with, scope);
+    let args: unknown;
+    try {
+      args = resolveValue(node.with, scope);
+    } catch (err) {
+      throw new HsError('HS_ERR_EXPRESSION', (err as Error).message.split('\n')[0]!);
+    }
     if (!node.op.validate(args)) throw new HsError('HS_ERR_OP_ARGS', `bad arguments for ${def.name}: ${describeArgErrors(node.op.validate.errors)}`);
     effectClass = effectClassOf(def, args);
     if (effectClass === 'pure') return result('ok', { output: await def.run!(args, { ...ctx, logger: opts.logger }) });
@@ -288,6 +298,7 @@ async function runNode(flow: CompiledFlow, node: CompiledNode, d: DeliveryInput,
 }
 
 function responseResult(response: UpstreamResponse, method: string, path: string, result: (s: NodeStatus, extra?: Partial<NodeResult>) => NodeResult): NodeResult {
+  if (response.status === 0) return result('failed', { error: `HS_ERR_UPSTREAM_ERROR: ${method} ${path} got no answer` });
   if (response.status >= 400) return result('failed', { output: response.body, error: `HS_ERR_UPSTREAM_ERROR: ${method} ${path} answered ${response.status}` });
   return result('ok', { output: response.body });
 }

@@ -4,7 +4,9 @@ import { join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { HsError, type ErrorCode } from '../../core/errors.js';
+import type { EffectClass } from '../../core/effects.js';
 import { describeArgErrors, type OpRegistry } from '../ops/registry.js';
+import { effectClassOf, type OpDefinition } from '../ops/types.js';
 import { compileExpression, ExpressionError, type CompiledExpression } from './expressions.js';
 import { formatProblem, type CompiledFlow, type CompiledNode, type CompiledTrigger, type FlowProblem, type OnError } from './model.js';
 import { FLOW_SCHEMA } from './schema.js';
@@ -169,6 +171,7 @@ export function compileFlow(text: string, file: string, ops: OpRegistry, problem
     nodes.push({
       id: n.id,
       op: op!,
+      effectClass: op ? staticEffectClass(op.def, args) : 'mutate',
       with: withValue,
       if: typeof n.if === 'string' ? expression(n.if, [...path, 'if']) : null,
       foreach: typeof n.foreach === 'string' ? expression(n.foreach, [...path, 'foreach']) : null,
@@ -215,6 +218,17 @@ export function compileFlow(text: string, file: string, ops: OpRegistry, problem
     triggers,
     nodes: order,
   };
+}
+
+/** The effect class from the arguments as written: literal values decide, templates leave it to run time. */
+function staticEffectClass(def: OpDefinition, args: Record<string, unknown>): EffectClass {
+  if (typeof def.effectClass === 'string') return def.effectClass;
+  const literal = Object.values(args).every((v) => typeof v !== 'string' || !v.includes('${{'));
+  try {
+    return literal ? effectClassOf(def, args) : 'mutate';
+  } catch {
+    return 'mutate';
+  }
 }
 
 /** Kahn's algorithm, the earliest ready node in the file first; calls `onCycle` with one cycle's node ids when there is one. */

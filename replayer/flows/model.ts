@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../../core/errors.js';
+import type { EffectClass } from '../../core/effects.js';
 import type { RegisteredOp } from '../ops/registry.js';
 import type { CompiledExpression } from './expressions.js';
 import type { CompiledValue } from './values.js';
@@ -20,6 +21,8 @@ export interface CompiledTrigger {
 export interface CompiledNode {
   id: string;
   op: RegisteredOp;
+  /** Known before running when the op's class is fixed or its deciding argument is a literal; else `mutate` (the cautious guess). */
+  effectClass: EffectClass;
   with: CompiledValue;
   if: CompiledExpression | null;
   foreach: CompiledExpression | null;

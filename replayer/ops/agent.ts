@@ -10,9 +10,9 @@ interface EnqueueArgs {
   upstream?: string;
 }
 
-/** The job body: the named fields first, then anything in `data`. */
+/** The job body: anything in `data`, then the named fields (which `data` cannot override, so target and args agree). */
 function job(a: EnqueueArgs): Record<string, unknown> {
-  return { queue: a.queue, ref: a.ref, ...(a.repo !== undefined ? { repo: a.repo } : {}), ...(a.number !== undefined ? { number: a.number } : {}), ...a.data };
+  return { ...a.data, queue: a.queue, ref: a.ref, ...(a.repo !== undefined ? { repo: a.repo } : {}), ...(a.number !== undefined ? { number: a.number } : {}) };
 }
 
 /** `agent.enqueue`: POST a job to the agent-queue API (`<agents upstream>/jobs`). */

@@ -28,6 +28,6 @@ export async function writeReplayParquet(
     );
   };
   await copy(parts.flowRuns, FLOW_RUN_COLUMNS, 'received_at, delivery_id, flow', out.flowRuns);
-  await copy(parts.nodeRuns, NODE_RUN_COLUMNS, 'delivery_id, flow, seq, iteration NULLS FIRST', out.nodeRuns);
+  await copy(parts.nodeRuns, NODE_RUN_COLUMNS, 'delivery_id, run_id, seq, iteration NULLS FIRST', out.nodeRuns);
   if (out.redeliveries) await copy(parts.redeliveries, REDELIVERY_COLUMNS, 'delivery_id', out.redeliveries);
 }

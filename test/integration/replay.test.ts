@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { cp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { replay } from '../../replayer/replay.js';
 import { resolveReplayId } from '../../replayer/replays.js';
 import { onCleanup, queryStore, silentLogger, tempDir, testConfig } from '../helpers.js';
 import { runCli } from './cli.js';
+import { recorderApp } from './harness.js';
 
 const FLOWS = 'fixtures/flows';
 
@@ -269,6 +271,27 @@ describe('live mode and re-delivery', () => {
     expect(received[0]).toEqual({ n: summary.deliveries, valid: summary.deliveries });
     const [statuses] = await sql<{ ok: number }>(`SELECT count(*) FILTER (status = 202)::INTEGER AS ok FROM read_parquet(${sqlString(join(summary.dir, 'redeliveries.parquet'))})`);
     expect(statuses!.ok).toBe(summary.deliveries);
+  });
+});
+
+describe('what gets replayed', () => {
+  it('form-encoded payloads are parsed as at capture; deliveries the recorder rejected are not replayed', async () => {
+    const { app, store, close } = await recorderApp([{ secrets: { github: 's3cret' } }]);
+    const json = JSON.stringify({ action: 'opened', pull_request: { number: 5, user: { login: 'al' } }, repository: { full_name: 'octo/repo' } });
+    const form = `payload=${encodeURIComponent(json)}`;
+    const headers = (id: string, body: string, secret: string) => ({
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-github-event': 'pull_request',
+      'x-github-delivery': id,
+      'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+    });
+    expect((await app.inject({ method: 'POST', url: '/hooks/github', headers: headers('ok-1', form, 's3cret'), payload: form })).statusCode).toBe(202);
+    expect((await app.inject({ method: 'POST', url: '/hooks/github', headers: headers('bad-1', form, 'wrong'), payload: form })).statusCode).toBe(401);
+    await close();
+    const summary = await replay({ store, flowsDir: FLOWS, concurrency: 1 });
+    expect(summary.deliveries).toBe(1);
+    const [row] = await sql<{ delivery_id: string; target: string }>(`SELECT delivery_id, intent->>'target' AS target FROM read_parquet(${nodes(summary.dir)})`);
+    expect(row).toEqual({ delivery_id: 'ok-1', target: 'octo/repo#5' });
   });
 });
 

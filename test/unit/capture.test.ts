@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildDeliveryRecord, encodeBody, parsePayload } from '../../recorder/capture.js';
+import { parsePayload } from '../../core/payload.js';
+import { buildDeliveryRecord, encodeBody } from '../../recorder/capture.js';
 import { createRedactor } from '../../recorder/redact.js';
 
 const redactor = createRedactor({ mode: 'mask', key: null, headers: [], query_params: [], body_paths: [] });

@@ -133,7 +133,7 @@ nodes:
   it('an expression error at run time fails the node with its message', async () => {
     const f = flow(`name: t\non: { event: issues }\nnodes:\n  - { id: a, op: set, with: { x: "\${{ delivery.payload.nope.deeper }}" } }\n`);
     const run = await runOne(f, delivery(issuePayload));
-    expect(run.nodes[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/^HS_ERR_NODE_FAILED: No such key: nope/) });
+    expect(run.nodes[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/^HS_ERR_EXPRESSION: No such key: nope/) });
   });
 
   it('arguments are validated once resolved', async () => {
@@ -250,5 +250,36 @@ nodes:
     expect(a.nodes[0]!.output).not.toEqual(c.nodes[0]!.output);
     expect(a.nodes[1]!.intent!.args.body).toMatch(/ at 2026-11-21T12:00:00(\.000)?Z$/);
     expect(a.started_at_us).toBe(d.received_at_us);
+  });
+});
+
+describe('review fixes', () => {
+  it('each flow reads the recordings from the start, whatever other flows read', async () => {
+    const reader = (name: string) =>
+      flow(`name: ${name}\non: { event: issues }\nnodes:\n  - { id: issue, op: forge.issue.get, with: { repo: octo/repo, number: 12 } }\n`);
+    const reads = recordedReads([
+      { upstream: 'github', method: 'GET', path: '/repos/octo/repo/issues/12', response_status: 200, response_body: '{"n":1}' },
+      { upstream: 'github', method: 'GET', path: '/repos/octo/repo/issues/12', response_status: 200, response_body: '{"n":2}' },
+    ]);
+    const runs = await runDelivery([reader('a'), reader('b')], delivery(issuePayload), opts({ reads }));
+    expect(runs.map((r) => r.nodes[0]!.output)).toEqual([{ n: 1 }, { n: 1 }]);
+  });
+  it('a recorded read that got no answer fails the node', async () => {
+    const f = flow(`name: t\non: { event: issues }\nnodes:\n  - { id: issue, op: forge.issue.get, with: { repo: octo/repo, number: 12 } }\n`);
+    const reads = recordedReads([{ upstream: 'github', method: 'GET', path: '/repos/octo/repo/issues/12', response_status: null, response_body: null }]);
+    const run = await runOne(f, delivery(issuePayload), { reads });
+    expect(run.nodes[0]).toMatchObject({ status: 'failed', error: 'HS_ERR_UPSTREAM_ERROR: GET /repos/octo/repo/issues/12 got no answer' });
+  });
+  it('a skipped http GET is still reported as a read; redeliveries get their own run id', async () => {
+    const f = flow(`name: t\non: { event: issues }\nnodes:\n  - { id: get, op: http.request, if: 'false', with: { upstream: x, method: GET, path: /a } }\n`);
+    const run = await runOne(f, delivery(issuePayload));
+    expect(run.nodes[0]).toMatchObject({ status: 'skipped', effect_class: 'read' });
+    const again = await runOne(f, delivery(issuePayload, { received_at_us: delivery(issuePayload).received_at_us + 1 }));
+    expect(again.run_id).not.toBe(run.run_id);
+  });
+  it('agent.enqueue: data cannot override the queue the target names', async () => {
+    const f = flow(`name: t\non: { event: issues }\nnodes:\n  - { id: j, op: agent.enqueue, with: { queue: triage, ref: r, data: { queue: other, extra: 1 } } }\n`);
+    const run = await runOne(f, delivery(issuePayload));
+    expect(run.nodes[0]!.intent).toMatchObject({ target: 'queue:triage', args: { queue: 'triage', ref: 'r', extra: 1 } });
   });
 });
