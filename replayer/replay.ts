@@ -206,6 +206,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       workers,
     };
     await writeFileAtomic(join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await syncDir(staging);
     await mkdirDurable(storePaths.replays(opts.store));
     await rename(staging, finalDir);
     await syncDir(storePaths.replays(opts.store));

@@ -85,7 +85,7 @@ export function replayCommand(): Command {
     .option('--concurrency <n>', `worker threads (default: one per core, ${availableParallelism()} here; fewer for small stores)`)
     .option('--shard <k/n>', 'replay only shard K of N (by a hash of delivery_id), for parallel CI jobs')
     .option('--seed <n>', 'seed for synthetic ids (the same seed gives byte-identical output)', '0')
-    .option('--upstream <name=url>', 'live mode: an upstream the ops may call (repeatable); token from HOOKSHADOW_TOKEN_<NAME>', collect, [])
+    .option('--upstream <name=url>', 'an upstream live flows and --live-reads may call (repeatable); token from HOOKSHADOW_TOKEN_<NAME>', collect, [])
     .option('--live-reads', 'dry-run reads call the --upstreams instead of replaying what the legacy handler read (mutations still only record intents)')
     .option('--redeliver-to <url>', 're-send every delivery to this webhook URL, re-signed with HOOKSHADOW_SECRET_<SOURCE> (e.g. a staging legacy handler)')
     .option('--ops <module>', 'a JavaScript or TypeScript module exporting extra ops (repeatable)', collect, [])

@@ -8,7 +8,7 @@ export interface DeliveryInput {
   action: string | null;
   received_at_us: number;
   headers: Record<string, string>;
-  /** The parsed JSON body; null when the body was not JSON. */
+  /** The payload, parsed as at capture (JSON, or form-encoded `payload=`); null when there is none. */
   payload: unknown;
   repository: string | null;
 }

@@ -21,7 +21,7 @@ export interface CompiledTrigger {
 export interface CompiledNode {
   id: string;
   op: RegisteredOp;
-  /** Known before running when the op's class is fixed or its deciding argument is a literal; else `mutate` (the cautious guess). */
+  /** Known before running when the op's class is fixed or all its top-level arguments are literals; else `mutate` (the cautious guess). */
   effectClass: EffectClass;
   with: CompiledValue;
   if: CompiledExpression | null;
