@@ -28,8 +28,6 @@ export interface StoredDelivery {
  */
 export const SHARD_HASH_SQL = `('0x' || left(md5(delivery_id), 8))::UBIGINT`;
 
-const CALL = `{'upstream': upstream, 'method': method, 'path': path, 'response_status': response_status, 'response_body': response_body}`;
-
 function where(f: DeliveryFilter): { sql: string; params: unknown[] } {
   // A rejected delivery (bad signature under the reject policy) never reached the legacy handler: nothing to compare.
   const clauses: string[] = ['rejected IS NULL'];
@@ -52,50 +50,99 @@ export async function countDeliveries(reader: StoreReader, f: DeliveryFilter): P
   return Number(row?.n ?? 0);
 }
 
+/** How many deliveries one window query sorts and returns; bounds the memory a replay needs. */
+export const WINDOW_DELIVERIES = 4096;
+
 /**
- * Streams deliveries in received_at order, each with the reads the legacy handler made
- * for it. DuckDB streams the result chunk by chunk under a memory limit (spilling the
- * sort to disk when it must), so a store of any size replays in bounded memory.
+ * Streams deliveries in received_at order, each with the calls the legacy handler made
+ * for it, in bounded memory whatever the store's size.
+ *
+ * Sorting every delivery with its body in one query would make DuckDB hold (or spill)
+ * the whole store. Instead: (1) sort only the receive times and cut them into windows
+ * of about WINDOW_DELIVERIES; (2) measure once how long after its delivery a call can
+ * be observed; (3) per window, fetch the window's deliveries sorted, and the calls
+ * observed within the window shifted by that lag. Parquet row-group statistics on the
+ * time columns let DuckDB skip everything outside the window, since the recorder writes
+ * rows in arrival order.
  */
-export async function* streamDeliveries(reader: StoreReader, f: DeliveryFilter): AsyncGenerator<StoredDelivery> {
+export async function* streamDeliveries(reader: StoreReader, f: DeliveryFilter, windowSize = WINDOW_DELIVERIES): AsyncGenerator<StoredDelivery> {
   const w = where(f);
-  const result = await reader.conn.stream(
-    `WITH d AS (SELECT * FROM deliveries ${w.sql}),
-          r AS (SELECT delivery_id, list(${CALL} ORDER BY observed_at) AS reads
-                FROM exchanges WHERE delivery_id IN (SELECT delivery_id FROM d) GROUP BY delivery_id),
-          w AS (SELECT delivery_id, list(${CALL} ORDER BY observed_at) AS writes
-                FROM effects WHERE delivery_id IN (SELECT delivery_id FROM d) GROUP BY delivery_id)
-     SELECT d.delivery_id, d.source, d.event, d.action, epoch_us(d.received_at)::DOUBLE AS received_at_us,
-            d.headers::VARCHAR AS headers, d.body, d.body_encoding, d.content_type, d.repository, r.reads, w.writes
-     FROM d LEFT JOIN r USING (delivery_id) LEFT JOIN w USING (delivery_id)
-     ORDER BY d.received_at, d.delivery_id`,
-    w.params as never,
-  );
-  for await (const rows of result.yieldRowsJs()) {
-    for (const row of rows) {
-      const [id, source, event, action, receivedAtUs, headers, body, encoding, contentType, repository, reads, writes] = row as [
-        string, string, string | null, string | null, number, string | null, string | null, string, string | null, string | null, RecordedExchange[] | null, RecordedExchange[] | null,
-      ];
-      // Parsed as at capture: JSON, or the form-encoded `payload=` variant; anything else has no payload.
-      const payload = encoding === 'utf8' ? parsePayload(body, contentType).payload : null;
-      const parsedHeaders = headers ? (JSON.parse(headers) as Record<string, string>) : {};
-      yield {
-        delivery: {
-          delivery_id: id,
-          source,
-          event,
-          action,
-          received_at_us: receivedAtUs,
-          headers: parsedHeaders,
-          payload,
-          repository,
-        },
-        reads: reads ?? [],
-        writes: writes ?? [],
-        raw: { delivery_id: id, source, headers: parsedHeaders, body, body_encoding: encoding as RawDelivery['body_encoding'] },
-      };
+  const windows = await windowBounds(reader, w, windowSize);
+  if (windows.length === 0) return;
+  const lag = await callLag(reader, w);
+  const n = w.params.length;
+  const inWindow = `${w.sql} AND received_at >= make_timestamp($${n + 1}::BIGINT) AND received_at < make_timestamp($${n + 2}::BIGINT)`;
+  const calls = (table: 'exchanges' | 'effects', kind: 'r' | 'w') =>
+    `SELECT delivery_id, '${kind}' AS kind, upstream, method, path, response_status, response_body, observed_at FROM ${table}
+     WHERE observed_at >= make_timestamp($${n + 3}::BIGINT) AND observed_at <= make_timestamp($${n + 4}::BIGINT)
+       AND delivery_id IN (SELECT delivery_id FROM deliveries ${inWindow})`;
+
+  for (const [lo, hi] of windows) {
+    const params = [...w.params, lo, hi, lo + lag.min, hi + lag.max];
+    const byDelivery = new Map<string, { reads: RecordedExchange[]; writes: RecordedExchange[] }>();
+    if (lag.any) {
+      const rows = await reader.conn.runAndReadAll(`${calls('exchanges', 'r')} UNION ALL ${calls('effects', 'w')} ORDER BY observed_at`, params as never);
+      for (const [id, kind, upstream, method, path, status, body] of rows.getRowsJS() as [string, string, string, string, string, number | null, string | null][]) {
+        let entry = byDelivery.get(id);
+        if (!entry) byDelivery.set(id, (entry = { reads: [], writes: [] }));
+        (kind === 'r' ? entry.reads : entry.writes).push({ upstream, method, path, response_status: status, response_body: body });
+      }
+    }
+    const result = await reader.conn.stream(
+      `SELECT delivery_id, source, event, action, epoch_us(received_at)::DOUBLE AS received_at_us,
+              headers::VARCHAR AS headers, body, body_encoding, content_type, repository
+       FROM deliveries ${inWindow} ORDER BY received_at, delivery_id`,
+      params.slice(0, n + 2) as never,
+    );
+    for await (const rows of result.yieldRowsJs()) {
+      for (const row of rows) {
+        const [id, source, event, action, receivedAtUs, headers, body, encoding, contentType, repository] = row as [
+          string, string, string | null, string | null, number, string | null, string | null, string, string | null, string | null,
+        ];
+        // Parsed as at capture: JSON, or the form-encoded `payload=` variant; anything else has no payload.
+        const payload = encoding === 'utf8' ? parsePayload(body, contentType).payload : null;
+        const parsedHeaders = headers ? (JSON.parse(headers) as Record<string, string>) : {};
+        const recorded = byDelivery.get(id);
+        yield {
+          delivery: { delivery_id: id, source, event, action, received_at_us: receivedAtUs, headers: parsedHeaders, payload, repository },
+          reads: recorded?.reads ?? [],
+          writes: recorded?.writes ?? [],
+          raw: { delivery_id: id, source, headers: parsedHeaders, body, body_encoding: encoding as RawDelivery['body_encoding'] },
+        };
+      }
     }
   }
+}
+
+/** Half-open [lo, hi) receive-time windows of about `size` deliveries each; equal times never straddle two windows. */
+async function windowBounds(reader: StoreReader, w: { sql: string; params: unknown[] }, size: number): Promise<[number, number][]> {
+  const result = await reader.conn.stream(`SELECT epoch_us(received_at)::DOUBLE FROM deliveries ${w.sql} ORDER BY received_at`, w.params as never);
+  const starts: number[] = [];
+  let inWindow = 0;
+  let last = -Infinity;
+  for await (const rows of result.yieldRowsJs()) {
+    for (const [t] of rows as [number][]) {
+      if (starts.length === 0 || (inWindow >= size && t !== last)) {
+        starts.push(t);
+        inWindow = 0;
+      }
+      inWindow++;
+      last = t;
+    }
+  }
+  return starts.map((lo, i) => [lo, starts[i + 1] ?? last + 1]);
+}
+
+/** The earliest and latest a call was observed relative to its delivery's receipt, in microseconds. */
+async function callLag(reader: StoreReader, w: { sql: string; params: unknown[] }): Promise<{ any: boolean; min: number; max: number }> {
+  const [row] = await reader.query<{ lo: number | null; hi: number | null }>(
+    `WITH d AS (SELECT delivery_id, epoch_us(received_at) AS r FROM deliveries ${w.sql}),
+          c AS (SELECT delivery_id, epoch_us(observed_at) AS o FROM exchanges WHERE delivery_id IS NOT NULL
+                UNION ALL SELECT delivery_id, epoch_us(observed_at) FROM effects WHERE delivery_id IS NOT NULL)
+     SELECT min(c.o - d.r)::DOUBLE AS lo, max(c.o - d.r)::DOUBLE AS hi FROM c JOIN d USING (delivery_id)`,
+    w.params,
+  );
+  return row?.lo === null || row?.lo === undefined ? { any: false, min: 0, max: 0 } : { any: true, min: row.lo, max: row.hi! };
 }
 
 export { openStoreReader };

@@ -11,6 +11,7 @@ import { buildForgeStub } from '../../fixtures/forge-stub/app.js';
 import { startRecorder } from '../../recorder/server.js';
 import { replay } from '../../replayer/replay.js';
 import { resolveReplayId } from '../../replayer/replays.js';
+import { openStoreReader, streamDeliveries } from '../../replayer/source.js';
 import { onCleanup, queryStore, silentLogger, tempDir, testConfig } from '../helpers.js';
 import { runCli } from './cli.js';
 import { recorderApp } from './harness.js';
@@ -275,6 +276,27 @@ describe('live mode and re-delivery', () => {
 });
 
 describe('what gets replayed', () => {
+  it('deliveries stream in received_at order with their recorded calls, however small the windows', async () => {
+    const reader = await openStoreReader('fixtures/store');
+    try {
+      const all = async (size: number) => {
+        const out: string[] = [];
+        for await (const s of streamDeliveries(reader, { sinceUs: null, untilUs: null, shard: null }, size)) {
+          out.push(`${s.delivery.received_at_us} ${s.delivery.delivery_id} r${s.reads.map((r) => r.path).join(',')} w${s.writes.map((x) => `${x.method} ${x.path}`).join(',')}`);
+        }
+        return out;
+      };
+      const whole = await all(100_000);
+      expect(whole.length).toBe(80);
+      expect([...whole].sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]))).toEqual(whole);
+      expect(whole.filter((l) => !l.endsWith(' w')).length).toBeGreaterThan(20);
+      expect(await all(7)).toEqual(whole);
+      expect(await all(1)).toEqual(whole);
+    } finally {
+      reader.close();
+    }
+  });
+
   it('form-encoded payloads are parsed as at capture; deliveries the recorder rejected are not replayed', async () => {
     const { app, store, close } = await recorderApp([{ secrets: { github: 's3cret' } }]);
     const json = JSON.stringify({ action: 'opened', pull_request: { number: 5, user: { login: 'al' } }, repository: { full_name: 'octo/repo' } });
