@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { formatUs } from '../core/clock.js';
+import { sqlString } from '../core/sql.js';
 import { HsError } from '../core/errors.js';
 import { REPLAY_FORMAT_VERSION, type ReplayManifest } from '../core/replay-schema.js';
 import { mkdirDurable, storePaths, syncDir, syncFile, writeFileAtomic } from '../core/store/layout.js';
@@ -14,10 +15,11 @@ import { assertKnownFlows, liveFlows } from './engine/modes.js';
 import type { Mode } from './flows/model.js';
 import { loadFlowsOrThrow } from './flows/load.js';
 import { BUILTIN_OPS, createOpRegistry, loadUserOps } from './ops/registry.js';
+import { mergeParts } from './output/merge.js';
 import { writeReplayParquet } from './output/parquet.js';
-import { addCounts, emptyCounts, runPartition, type PartitionCounts, type PartitionSpec } from './partition.js';
+import { addCounts, createRunner, emptyCounts, type RunCounts, type RunnerSpec } from './runner.js';
 import { assertReplayId, newReplayId } from './replays.js';
-import { countDeliveries, openStoreReader, type DeliveryFilter } from './source.js';
+import { countDeliveries, openStoreReader, streamDeliveries, type DeliveryFilter, type StoredDelivery } from './source.js';
 
 export interface ReplayOptions {
   store: string;
@@ -60,7 +62,32 @@ export interface ReplaySummary {
   manifest: ReplayManifest;
 }
 
-const WORKER_MEMORY_LIMIT = '192MB';
+/** DuckDB's share: the one reader sorts receive times and one window of deliveries at a time. */
+const READER_MEMORY_LIMIT = '96MB';
+/** Each worker's old generation: small, so V8 collects often instead of growing. */
+const WORKER_HEAP_MB = 64;
+/** Deliveries per message to a worker, and messages a worker may have queued: bounds what is in flight. */
+const BATCH = 128;
+const IN_FLIGHT = 4;
+
+/** Where batches of deliveries go: a runner in this thread, or one in a worker thread. */
+interface Sink {
+  send(batch: StoredDelivery[]): Promise<void>;
+  finish(): Promise<RunCounts>;
+  abort(): Promise<void>;
+}
+
+async function inlineSink(spec: RunnerSpec, onProgress: (done: number) => void): Promise<Sink> {
+  const runner = await createRunner(spec);
+  return {
+    async send(batch) {
+      await runner.run(batch);
+      onProgress(batch.length);
+    },
+    finish: () => runner.finish(),
+    abort: () => runner.abort(),
+  };
+}
 
 function workerUrl(): { url: URL; execArgv: string[] } {
   // From the compiled CLI the worker is JavaScript; from sources (tests) tsx compiles it on the fly.
@@ -68,27 +95,62 @@ function workerUrl(): { url: URL; execArgv: string[] } {
   return { url: new URL('./worker.js', import.meta.url), execArgv: [] };
 }
 
-function runInWorker(spec: PartitionSpec, onProgress: (done: number) => void): Promise<PartitionCounts> {
+type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'ack'; done: number }
+  | { type: 'done'; counts: RunCounts }
+  | { type: 'error'; error: { message: string; code?: string; details?: Record<string, unknown> } };
+
+function workerSink(spec: RunnerSpec, onProgress: (done: number) => void): Promise<Sink> {
   const { url, execArgv } = workerUrl();
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(url, { workerData: spec, execArgv });
-    let settled = false;
-    worker.on('message', (m: { type: string; done?: number; counts?: PartitionCounts; error?: { message: string; code?: string; details?: Record<string, unknown> } }) => {
-      if (m.type === 'progress') onProgress(m.done!);
-      else if (m.type === 'done') {
-        settled = true;
-        resolve(m.counts!);
-      } else if (m.type === 'error') {
-        settled = true;
-        const e = m.error!;
-        reject(e.code?.startsWith('HS_ERR_') ? new HsError(e.code as never, e.message, { details: e.details }) : new Error(e.message));
-      }
+  const worker = new Worker(url, { workerData: spec, execArgv, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+  let failure: Error | null = null;
+  let inFlight = 0;
+  let wake: (() => void) | null = null;
+  let finished: ((counts: RunCounts) => void) | null = null;
+  const settle = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  return new Promise((resolveReady, rejectReady) => {
+    const sink: Sink = {
+      async send(batch) {
+        while (inFlight >= IN_FLIGHT && !failure) await new Promise<void>((r) => (wake = r));
+        if (failure) throw failure;
+        inFlight++;
+        worker.postMessage({ type: 'batch', rows: batch });
+      },
+      async finish() {
+        while (inFlight > 0 && !failure) await new Promise<void>((r) => (wake = r));
+        if (failure) throw failure;
+        const counts = new Promise<RunCounts>((r) => (finished = r));
+        worker.postMessage({ type: 'end' });
+        const result = await Promise.race([counts, new Promise<never>((_, reject) => (wake = () => reject(failure)))]);
+        return result;
+      },
+      async abort() {
+        await worker.terminate();
+      },
+    };
+    const fail = (err: Error) => {
+      if (failure) return;
+      failure = err;
+      rejectReady(err);
+      settle();
+    };
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'ready') resolveReady(sink);
+      else if (m.type === 'ack') {
+        inFlight--;
+        onProgress(m.done);
+        settle();
+      } else if (m.type === 'done') finished?.(m.counts);
+      else fail(m.error.code?.startsWith('HS_ERR_') ? new HsError(m.error.code as never, m.error.message, { details: m.error.details }) : new Error(m.error.message));
     });
-    worker.on('error', (err) => {
-      if (!settled) reject(err);
-    });
+    worker.on('error', fail);
     worker.on('exit', (code) => {
-      if (!settled) reject(new Error(`replay worker exited with code ${code}`));
+      if (!finished || code !== 0) fail(new Error(`replay worker exited with code ${code}`));
     });
   });
 }
@@ -125,29 +187,27 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
   if (await stat(finalDir).catch(() => null)) throw new HsError('HS_ERR_USAGE', `Replay "${id}" already exists in ${opts.store}; choose another --id or remove ${finalDir}.`);
 
   const filter: DeliveryFilter = { sinceUs: opts.sinceUs ?? null, untilUs: opts.untilUs ?? null, shard: shard ? { index: shard.k - 1, of: shard.n } : null };
-  const reader = await openStoreReader(opts.store);
-  let total: number;
-  try {
-    total = await countDeliveries(reader, filter);
-  } finally {
-    reader.close();
-  }
-  opts.onStart?.(total);
-
   const staging = storePaths.replayStaging(opts.store, id);
   await rm(staging, { recursive: true, force: true });
   await mkdir(join(staging, 'parts'), { recursive: true });
+  const reader = await openStoreReader(opts.store);
+  let readerOpen = true;
+  const closeReader = () => {
+    if (readerOpen) reader.close();
+    readerOpen = false;
+  };
+  const sinks: Sink[] = [];
   try {
-    // Worker w of W takes the deliveries whose hash, within this shard, falls to it.
+    await reader.conn.run(`SET memory_limit = '${READER_MEMORY_LIMIT}'; SET threads = 1; SET preserve_insertion_order = false; SET temp_directory = ${sqlString(join(staging, 'tmp'))}`);
+    const total = await countDeliveries(reader, filter);
+    opts.onStart?.(total);
+    // One reader (this thread) streams deliveries in received_at order; batches go round-robin
+    // to the runners, so each runner's output is in delivery order too and mergeParts can interleave them.
     const workers = opts.concurrency ?? Math.max(1, Math.min(availableParallelism(), Math.ceil(total / 1000)));
-    const baseIndex = filter.shard?.index ?? 0;
-    const baseOf = filter.shard?.of ?? 1;
-    const specs: PartitionSpec[] = Array.from({ length: workers }, (_, w) => ({
-      store: opts.store,
+    const specs: RunnerSpec[] = Array.from({ length: workers }, (_, w) => ({
       flowsDir: opts.flowsDir,
       opsModules,
       opsBaseDir,
-      filter: { ...filter, shard: workers === 1 && !filter.shard ? null : { index: baseIndex + baseOf * w, of: baseOf * workers } },
       mode,
       flowModes,
       seed: opts.seed ?? 0,
@@ -155,8 +215,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       upstreams,
       liveReads: opts.liveReads ?? false,
       redeliver: opts.redeliver ?? null,
-      tempDir: join(staging, `tmp-${w}`),
-      memoryLimit: WORKER_MEMORY_LIMIT,
       out: {
         flowRuns: join(staging, 'parts', `flow_runs-${w}.ndjson`),
         nodeRuns: join(staging, 'parts', `node_runs-${w}.ndjson`),
@@ -164,15 +222,32 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       },
     }));
     const progress = (done: number) => opts.onProgress?.(done);
-    const results = workers === 1 ? [await runPartition(specs[0]!, progress)] : await Promise.all(specs.map((s) => runInWorker(s, progress)));
+    sinks.push(...(workers === 1 ? [await inlineSink(specs[0]!, progress)] : await Promise.all(specs.map((s) => workerSink(s, progress)))));
+    let batch: StoredDelivery[] = [];
+    let next = 0;
+    for await (const stored of streamDeliveries(reader, filter)) {
+      batch.push(stored);
+      if (batch.length === BATCH) {
+        await sinks[next]!.send(batch);
+        next = (next + 1) % sinks.length;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await sinks[next]!.send(batch);
+    closeReader();
+    const results: RunCounts[] = [];
+    for (const sink of sinks.splice(0)) results.push(await sink.finish());
     const counts = results.reduce(addCounts, emptyCounts());
 
-    const db = await DuckDBInstance.create(':memory:', { memory_limit: '256MB', temp_directory: join(staging, 'tmp-copy') });
+    const merged = { flowRuns: join(staging, 'parts', 'flow_runs.ndjson'), nodeRuns: join(staging, 'parts', 'node_runs.ndjson') };
+    await mergeParts(specs.map((s) => s.out), merged);
+    // One thread keeps the file order (insertion order is preserved) and the memory small.
+    const db = await DuckDBInstance.create(':memory:', { memory_limit: '64MB', threads: '1', temp_directory: join(staging, 'tmp-copy') });
     const conn = await db.connect();
     try {
       await writeReplayParquet(
         conn,
-        { flowRuns: specs.map((s) => s.out.flowRuns), nodeRuns: specs.map((s) => s.out.nodeRuns), redeliveries: specs.map((s) => s.out.redeliveries) },
+        { flowRuns: [merged.flowRuns], nodeRuns: [merged.nodeRuns], redeliveries: specs.map((s) => s.out.redeliveries) },
         { flowRuns: join(staging, 'flow_runs.parquet'), nodeRuns: join(staging, 'node_runs.parquet'), redeliveries: opts.redeliver ? join(staging, 'redeliveries.parquet') : null },
       );
     } finally {
@@ -181,7 +256,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     }
     for (const file of ['flow_runs.parquet', 'node_runs.parquet', ...(opts.redeliver ? ['redeliveries.parquet'] : [])]) await syncFile(join(staging, file));
     await rm(join(staging, 'parts'), { recursive: true, force: true });
-    for (const s of specs) await rm(s.tempDir, { recursive: true, force: true });
+    await rm(join(staging, 'tmp'), { recursive: true, force: true });
     await rm(join(staging, 'tmp-copy'), { recursive: true, force: true });
 
     const manifest: ReplayManifest = {
@@ -212,6 +287,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     await syncDir(storePaths.replays(opts.store));
     return { replay_id: id, dir: finalDir, ...counts, seconds: (performance.now() - started) / 1000, manifest };
   } catch (err) {
+    await Promise.all(sinks.map((s) => s.abort().catch(() => {})));
+    closeReader();
     await rm(staging, { recursive: true, force: true });
     throw err;
   }

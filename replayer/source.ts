@@ -12,14 +12,36 @@ export interface DeliveryFilter {
   shard: { index: number; of: number } | null;
 }
 
+/**
+ * A delivery as stored, with the calls the legacy handler made for it: plain data, so it
+ * crosses into a worker thread cheaply; `parseStored` turns it into the engine's input.
+ */
 export interface StoredDelivery {
-  delivery: DeliveryInput;
+  delivery_id: string;
+  source: string;
+  event: string | null;
+  action: string | null;
+  received_at_us: number;
+  headers: string | null;
+  body: string | null;
+  body_encoding: string;
+  content_type: string | null;
+  repository: string | null;
   /** The legacy handler's reads for this delivery (exchanges). */
   reads: RecordedExchange[];
   /** The legacy handler's mutating calls for this delivery (effects), with their responses. */
   writes: RecordedExchange[];
-  /** The delivery as received (post-redaction headers, raw body), for re-delivery. */
-  raw: RawDelivery;
+}
+
+/** The engine's view of a stored delivery (payload parsed as at capture) and its raw form, for re-delivery. */
+export function parseStored(s: StoredDelivery): { delivery: DeliveryInput; raw: RawDelivery } {
+  const headers = s.headers ? (JSON.parse(s.headers) as Record<string, string>) : {};
+  // Parsed as at capture: JSON, or the form-encoded `payload=` variant; anything else has no payload.
+  const payload = s.body_encoding === 'utf8' ? parsePayload(s.body, s.content_type).payload : null;
+  return {
+    delivery: { delivery_id: s.delivery_id, source: s.source, event: s.event, action: s.action, received_at_us: s.received_at_us, headers, payload, repository: s.repository },
+    raw: { delivery_id: s.delivery_id, source: s.source, headers, body: s.body, body_encoding: s.body_encoding as RawDelivery['body_encoding'] },
+  };
 }
 
 /**
@@ -51,7 +73,7 @@ export async function countDeliveries(reader: StoreReader, f: DeliveryFilter): P
 }
 
 /** How many deliveries one window query sorts and returns; bounds the memory a replay needs. */
-export const WINDOW_DELIVERIES = 4096;
+export const WINDOW_DELIVERIES = 1024;
 
 /**
  * Streams deliveries in received_at order, each with the calls the legacy handler made
@@ -65,11 +87,15 @@ export const WINDOW_DELIVERIES = 4096;
  * time columns let DuckDB skip everything outside the window, since the recorder writes
  * rows in arrival order.
  */
-export async function* streamDeliveries(reader: StoreReader, f: DeliveryFilter, windowSize = WINDOW_DELIVERIES): AsyncGenerator<StoredDelivery> {
+export async function* streamDeliveries(
+  reader: StoreReader,
+  f: DeliveryFilter,
+  opts: { windowSize?: number; lag?: CallLag } = {},
+): AsyncGenerator<StoredDelivery> {
   const w = where(f);
-  const windows = await windowBounds(reader, w, windowSize);
+  const windows = await windowBounds(reader, w, opts.windowSize ?? WINDOW_DELIVERIES);
   if (windows.length === 0) return;
-  const lag = await callLag(reader, w);
+  const lag = opts.lag ?? (await callLag(reader, f));
   const n = w.params.length;
   const inWindow = `${w.sql} AND received_at >= make_timestamp($${n + 1}::BIGINT) AND received_at < make_timestamp($${n + 2}::BIGINT)`;
   const calls = (table: 'exchanges' | 'effects', kind: 'r' | 'w') =>
@@ -99,15 +125,20 @@ export async function* streamDeliveries(reader: StoreReader, f: DeliveryFilter, 
         const [id, source, event, action, receivedAtUs, headers, body, encoding, contentType, repository] = row as [
           string, string, string | null, string | null, number, string | null, string | null, string, string | null, string | null,
         ];
-        // Parsed as at capture: JSON, or the form-encoded `payload=` variant; anything else has no payload.
-        const payload = encoding === 'utf8' ? parsePayload(body, contentType).payload : null;
-        const parsedHeaders = headers ? (JSON.parse(headers) as Record<string, string>) : {};
         const recorded = byDelivery.get(id);
         yield {
-          delivery: { delivery_id: id, source, event, action, received_at_us: receivedAtUs, headers: parsedHeaders, payload, repository },
+          delivery_id: id,
+          source,
+          event,
+          action,
+          received_at_us: receivedAtUs,
+          headers,
+          body,
+          body_encoding: encoding,
+          content_type: contentType,
+          repository,
           reads: recorded?.reads ?? [],
           writes: recorded?.writes ?? [],
-          raw: { delivery_id: id, source, headers: parsedHeaders, body, body_encoding: encoding as RawDelivery['body_encoding'] },
         };
       }
     }
@@ -133,13 +164,25 @@ async function windowBounds(reader: StoreReader, w: { sql: string; params: unkno
   return starts.map((lo, i) => [lo, starts[i + 1] ?? last + 1]);
 }
 
-/** The earliest and latest a call was observed relative to its delivery's receipt, in microseconds. */
-async function callLag(reader: StoreReader, w: { sql: string; params: unknown[] }): Promise<{ any: boolean; min: number; max: number }> {
+/** How long after (min < 0: before) its delivery's receipt a call was observed, in microseconds; `any` is false when no call is attributed. */
+export interface CallLag {
+  any: boolean;
+  min: number;
+  max: number;
+}
+
+/**
+ * Measures the call lag once, so replay partitions need not. Joined on a 64-bit hash of
+ * the delivery id (a fraction of the memory of the ids themselves): a collision could
+ * only widen the bounds, never lose a call.
+ */
+export async function callLag(reader: StoreReader, f: DeliveryFilter): Promise<CallLag> {
+  const w = where(f);
   const [row] = await reader.query<{ lo: number | null; hi: number | null }>(
-    `WITH d AS (SELECT delivery_id, epoch_us(received_at) AS r FROM deliveries ${w.sql}),
-          c AS (SELECT delivery_id, epoch_us(observed_at) AS o FROM exchanges WHERE delivery_id IS NOT NULL
-                UNION ALL SELECT delivery_id, epoch_us(observed_at) FROM effects WHERE delivery_id IS NOT NULL)
-     SELECT min(c.o - d.r)::DOUBLE AS lo, max(c.o - d.r)::DOUBLE AS hi FROM c JOIN d USING (delivery_id)`,
+    `WITH d AS (SELECT hash(delivery_id) AS h, epoch_us(received_at) AS r FROM deliveries ${w.sql}),
+          c AS (SELECT hash(delivery_id) AS h, epoch_us(observed_at) AS o FROM exchanges WHERE delivery_id IS NOT NULL
+                UNION ALL SELECT hash(delivery_id), epoch_us(observed_at) FROM effects WHERE delivery_id IS NOT NULL)
+     SELECT min(c.o - d.r)::DOUBLE AS lo, max(c.o - d.r)::DOUBLE AS hi FROM c JOIN d USING (h)`,
     w.params,
   );
   return row?.lo === null || row?.lo === undefined ? { any: false, min: 0, max: 0 } : { any: true, min: row.lo, max: row.hi! };

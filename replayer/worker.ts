@@ -1,12 +1,40 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { runPartition, type PartitionSpec } from './partition.js';
+import { createRunner, type RunnerSpec } from './runner.js';
+import type { StoredDelivery } from './source.js';
 
-/** A replay worker thread: runs one partition and reports progress and its counts to the parent. */
+/**
+ * A replay worker thread: the main thread reads the store and sends batches of
+ * deliveries; this thread runs the flows over them and writes its share of the runs.
+ * Each batch is acknowledged, which is how the main thread bounds what is in flight.
+ */
 const port = parentPort!;
-try {
-  const counts = await runPartition(workerData as PartitionSpec, (done) => port.postMessage({ type: 'progress', done }));
-  port.postMessage({ type: 'done', counts });
-} catch (err) {
+type Message = { type: 'batch'; rows: StoredDelivery[] } | { type: 'end' };
+
+const fail = (err: unknown) => {
   const e = err as Error & { code?: string; details?: unknown };
   port.postMessage({ type: 'error', error: { message: e.message, code: e.code, details: e.details, stack: e.stack } });
+};
+
+try {
+  const runner = await createRunner(workerData as RunnerSpec);
+  let chain = Promise.resolve();
+  port.on('message', (m: Message) => {
+    chain = chain
+      .then(async () => {
+        if (m.type === 'batch') {
+          await runner.run(m.rows);
+          port.postMessage({ type: 'ack', done: m.rows.length });
+        } else {
+          port.postMessage({ type: 'done', counts: await runner.finish() });
+          port.close();
+        }
+      })
+      .catch(async (err) => {
+        await runner.abort().catch(() => {});
+        fail(err);
+      });
+  });
+  port.postMessage({ type: 'ready' });
+} catch (err) {
+  fail(err);
 }

@@ -73,7 +73,9 @@ export async function rollSegment(
       const target = join(staging, table);
       const result = await conn.run(
         `COPY (SELECT ${selectList(table)} FROM wal_segment WHERE t = ${sqlString(TABLE_SPECS[table].recordType)}) ` +
-          `TO ${sqlString(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), OVERWRITE_OR_IGNORE, ` +
+          // Small row groups: a reader decompresses a whole column chunk at once, so the body column of a
+          // 122,880-row group (DuckDB's default) would cost a replay hundreds of MB; 2,048 rows keeps it to a few.
+          `TO ${sqlString(target)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048, PARTITION_BY (date), OVERWRITE_OR_IGNORE, ` +
           `FILENAME_PATTERN ${sqlString(`${instance}_${segment}_{i}`)}, ` +
           `KV_METADATA {hookshadow_format: ${sqlString(CAPTURE_FORMAT_NAME)}, hookshadow_format_version: '${CAPTURE_FORMAT_VERSION}', hookshadow_table: ${sqlString(table)}})`,
       );

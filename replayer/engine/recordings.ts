@@ -25,6 +25,7 @@ const stripQuery = (path: string) => path.split('?')[0]!;
  * of one path get the recordings in order, then the last one again.
  */
 export function recordedReads(exchanges: readonly RecordedExchange[]): ReadSource {
+  if (exchanges.length === 0) return NO_RECORDINGS;
   const exact = new Map<string, RecordedExchange[]>();
   const loose = new Map<string, RecordedExchange[]>();
   for (const x of exchanges) {
@@ -32,9 +33,14 @@ export function recordedReads(exchanges: readonly RecordedExchange[]): ReadSourc
     (exact.get(`${x.upstream} ${k}`) ?? exact.set(`${x.upstream} ${k}`, []).get(`${x.upstream} ${k}`)!).push(x);
     (loose.get(k) ?? loose.set(k, []).get(k)!).push(x);
   }
+  return withCounters(exact, loose);
+}
+
+/** A reader over the indexed recordings with its own consumption counters; `fresh()` shares the index. */
+function withCounters(exact: Map<string, RecordedExchange[]>, loose: Map<string, RecordedExchange[]>): ReadSource {
   const used = new Map<string, number>();
   return {
-    fresh: () => recordedReads(exchanges),
+    fresh: () => withCounters(exact, loose),
     lookup(req) {
       const k = `${req.method} ${stripQuery(req.path)}`;
       const key = exact.has(`${req.upstream} ${k}`) ? `${req.upstream} ${k}` : k;

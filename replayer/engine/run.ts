@@ -121,9 +121,10 @@ export async function runDelivery(flows: readonly CompiledFlow[], d: DeliveryInp
       runs.push(failedRun(flow, d, mode, nowUs, `HS_ERR_EXPRESSION: trigger condition failed: ${(err as Error).message.split('\n')[0]}`));
       continue;
     }
+    if (!matched) continue;
     // Each flow consumes the recordings afresh: one flow's reads must not shift what the next one sees.
     const perFlow = { ...opts, reads: opts.reads.fresh(), ...(opts.echoes ? { echoes: opts.echoes.fresh() } : {}), nowUs: () => nowUs };
-    if (matched) runs.push(await runFlow(flow, d, mode, perFlow, { delivery, flow: flowVar, now }));
+    runs.push(await runFlow(flow, d, mode, perFlow, { delivery, flow: flowVar, now }));
   }
   return runs;
 }

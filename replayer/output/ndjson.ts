@@ -47,22 +47,25 @@ export function openRunWriter(paths: { flowRuns: string; nodeRuns: string; redel
   const t = (us: number) => (opts.timings ? us : 0);
   return {
     async write(d, runs) {
+      if (runs.length === 0) return;
+      const receivedAt = formatUs(d.received_at_us);
       for (const run of runs) {
         await flows.push(
+          // received_at and delivery_id first: they are the sort key the partition merge reads (merge.ts).
           JSON.stringify({
-            run_id: run.run_id,
+            received_at: receivedAt,
             delivery_id: run.delivery_id,
+            run_id: run.run_id,
             flow: run.flow,
             flow_version: run.flow_version,
             mode: run.mode,
             status: run.status,
             error: run.error,
-            started_at: formatUs(run.started_at_us),
+            started_at: run.started_at_us === d.received_at_us ? receivedAt : formatUs(run.started_at_us),
             duration_us: t(run.duration_us),
             source: d.source,
             event: d.event,
             action: d.action,
-            received_at: formatUs(d.received_at_us),
             node_count: run.nodes.length,
             intent_count: run.nodes.filter((n) => n.intent !== null).length,
           }) + '\n',
@@ -79,7 +82,8 @@ export function openRunWriter(paths: { flowRuns: string; nodeRuns: string; redel
               op: n.op,
               effect_class: n.effect_class,
               status: n.status,
-              output: n.output === null || n.output === undefined ? null : canonicalJson(n.output),
+              // Outputs keep their key order (deterministic: it comes from the recordings and the flow); intents are canonical, for comparison.
+              output: n.output === null || n.output === undefined ? null : JSON.stringify(n.output),
               intent: n.intent === null ? null : canonicalJson(n.intent),
               error: n.error,
               duration_us: t(n.duration_us),

@@ -12,22 +12,23 @@ function selectList(cols: ReplayColumn[]): string {
 }
 
 /**
- * Turns the partitions' NDJSON into the replay's two Parquet files, in a stable row
- * order (so byte-identical input gives byte-identical files).
+ * Turns the merged NDJSON (already in delivery order, see merge.ts) into the replay's
+ * Parquet files. No sort: DuckDB streams the rows through in their file order.
  */
 export async function writeReplayParquet(
   conn: DuckDBConnection,
   parts: { flowRuns: string[]; nodeRuns: string[]; redeliveries: string[] },
   out: { flowRuns: string; nodeRuns: string; redeliveries: string | null },
 ): Promise<void> {
-  const copy = async (files: string[], cols: ReplayColumn[], order: string, target: string) => {
+  const copy = async (files: string[], cols: ReplayColumn[], order: string | null, target: string) => {
     const source = `read_json([${files.map(sqlString).join(', ')}], format = 'newline_delimited', columns = ${columnsStruct(cols)})`;
     await conn.run(
-      `COPY (SELECT ${selectList(cols)} FROM ${source} ORDER BY ${order}) TO ${sqlString(target)}
+      `COPY (SELECT ${selectList(cols)} FROM ${source}${order ? ` ORDER BY ${order}` : ''}) TO ${sqlString(target)}
        (FORMAT parquet, COMPRESSION zstd, KV_METADATA {hookshadow_replay_format_version: '${REPLAY_FORMAT_VERSION}'})`,
     );
   };
-  await copy(parts.flowRuns, FLOW_RUN_COLUMNS, 'received_at, delivery_id, flow', out.flowRuns);
-  await copy(parts.nodeRuns, NODE_RUN_COLUMNS, 'delivery_id, run_id, seq, iteration NULLS FIRST', out.nodeRuns);
+  await copy(parts.flowRuns, FLOW_RUN_COLUMNS, null, out.flowRuns);
+  await copy(parts.nodeRuns, NODE_RUN_COLUMNS, null, out.nodeRuns);
+  // One small row per delivery: sorting it costs little.
   if (out.redeliveries) await copy(parts.redeliveries, REDELIVERY_COLUMNS, 'delivery_id', out.redeliveries);
 }

@@ -281,8 +281,8 @@ describe('what gets replayed', () => {
     try {
       const all = async (size: number) => {
         const out: string[] = [];
-        for await (const s of streamDeliveries(reader, { sinceUs: null, untilUs: null, shard: null }, size)) {
-          out.push(`${s.delivery.received_at_us} ${s.delivery.delivery_id} r${s.reads.map((r) => r.path).join(',')} w${s.writes.map((x) => `${x.method} ${x.path}`).join(',')}`);
+        for await (const s of streamDeliveries(reader, { sinceUs: null, untilUs: null, shard: null }, { windowSize: size })) {
+          out.push(`${s.received_at_us} ${s.delivery_id} r${s.reads.map((r) => r.path).join(',')} w${s.writes.map((x) => `${x.method} ${x.path}`).join(',')}`);
         }
         return out;
       };
