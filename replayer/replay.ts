@@ -62,8 +62,8 @@ export interface ReplaySummary {
   manifest: ReplayManifest;
 }
 
-/** DuckDB's share: the one reader sorts receive times and one window of deliveries at a time. */
-const READER_MEMORY_LIMIT = '96MB';
+/** DuckDB's share: the one reader sorts receive times and one window of deliveries at a time (more when bodies are huge). */
+const READER_MEMORY_MB = 96;
 /** Each worker's old generation: small, so V8 collects often instead of growing. */
 const WORKER_HEAP_MB = 64;
 /** Deliveries per message to a worker, and messages a worker may have queued: bounds what is in flight. */
@@ -198,7 +198,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
   };
   const sinks: Sink[] = [];
   try {
-    await reader.conn.run(`SET memory_limit = '${READER_MEMORY_LIMIT}'; SET threads = 1; SET preserve_insertion_order = false; SET temp_directory = ${sqlString(join(staging, 'tmp'))}`);
+    // A window holds whole bodies: a store with near-limit (25 MiB) bodies needs room for several.
+    const [largest] = await reader.query<{ mb: number | null }>('SELECT (max(body_size) / 1048576)::DOUBLE AS mb FROM deliveries');
+    const memoryMb = Math.max(READER_MEMORY_MB, Math.ceil(8 * (largest?.mb ?? 0)));
+    await reader.conn.run(`SET memory_limit = '${memoryMb}MB'; SET threads = 1; SET preserve_insertion_order = false; SET temp_directory = ${sqlString(join(staging, 'tmp'))}`);
     const total = await countDeliveries(reader, filter);
     opts.onStart?.(total);
     // One reader (this thread) streams deliveries in received_at order; batches go round-robin
