@@ -1,4 +1,7 @@
+import type { Table } from '../core/capture-schema.js';
 import { parsePayload } from '../core/payload.js';
+import { sqlString } from '../core/sql.js';
+import { storePaths } from '../core/store/layout.js';
 import { openStoreReader, type StoreReader } from '../core/store/reader.js';
 import type { DeliveryInput } from './engine/delivery.js';
 import type { RecordedExchange } from './engine/recordings.js';
@@ -96,18 +99,32 @@ export async function* streamDeliveries(
   const windows = await windowBounds(reader, w, opts.windowSize ?? WINDOW_DELIVERIES);
   if (windows.length === 0) return;
   const lag = opts.lag ?? (await callLag(reader, f));
+  // Each window query names only the files whose time range overlaps it: with hundreds of files,
+  // opening every one per window would make the replay quadratic in the store's size.
+  const spans = {
+    deliveries: await fileSpans(reader, 'deliveries', 'received_at'),
+    exchanges: await fileSpans(reader, 'exchanges', 'observed_at'),
+    effects: await fileSpans(reader, 'effects', 'observed_at'),
+  };
   const n = w.params.length;
   const inWindow = `${w.sql} AND received_at >= make_timestamp($${n + 1}::BIGINT) AND received_at < make_timestamp($${n + 2}::BIGINT)`;
-  const calls = (table: 'exchanges' | 'effects', kind: 'r' | 'w') =>
-    `SELECT delivery_id, '${kind}' AS kind, upstream, method, path, response_status, response_body, observed_at FROM ${table}
-     WHERE observed_at >= make_timestamp($${n + 3}::BIGINT) AND observed_at <= make_timestamp($${n + 4}::BIGINT)
-       AND delivery_id IN (SELECT delivery_id FROM deliveries ${inWindow})`;
 
   for (const [lo, hi] of windows) {
+    const deliveries = overlapping(spans.deliveries, lo, hi);
+    if (!deliveries) continue;
     const params = [...w.params, lo, hi, lo + lag.min, hi + lag.max];
     const byDelivery = new Map<string, { reads: RecordedExchange[]; writes: RecordedExchange[] }>();
-    if (lag.any) {
-      const rows = await reader.conn.runAndReadAll(`${calls('exchanges', 'r')} UNION ALL ${calls('effects', 'w')} ORDER BY observed_at`, params as never);
+    const calls = (table: 'exchanges' | 'effects', kind: 'r' | 'w'): string | null => {
+      const files = lag.any ? overlapping(spans[table], lo + lag.min, hi + lag.max + 1) : null;
+      return files
+        ? `SELECT delivery_id, '${kind}' AS kind, upstream, method, path, response_status, response_body, observed_at FROM ${files}
+           WHERE observed_at >= make_timestamp($${n + 3}::BIGINT) AND observed_at <= make_timestamp($${n + 4}::BIGINT)
+             AND delivery_id IN (SELECT delivery_id FROM ${deliveries} ${inWindow})`
+        : null;
+    };
+    const parts = [calls('exchanges', 'r'), calls('effects', 'w')].filter((q): q is string => q !== null);
+    if (parts.length > 0) {
+      const rows = await reader.conn.runAndReadAll(`${parts.join(' UNION ALL ')} ORDER BY observed_at`, params as never);
       for (const [id, kind, upstream, method, path, status, body] of rows.getRowsJS() as [string, string, string, string, string, number | null, string | null][]) {
         let entry = byDelivery.get(id);
         if (!entry) byDelivery.set(id, (entry = { reads: [], writes: [] }));
@@ -117,7 +134,7 @@ export async function* streamDeliveries(
     const result = await reader.conn.stream(
       `SELECT delivery_id, source, event, action, epoch_us(received_at)::DOUBLE AS received_at_us,
               headers::VARCHAR AS headers, body, body_encoding, content_type, repository
-       FROM deliveries ${inWindow} ORDER BY received_at, delivery_id`,
+       FROM ${deliveries} ${inWindow} ORDER BY received_at, delivery_id`,
       params.slice(0, n + 2) as never,
     );
     for await (const rows of result.yieldRowsJs()) {
@@ -143,6 +160,30 @@ export async function* streamDeliveries(
       }
     }
   }
+}
+
+/** A Parquet file and the range of its time column, from the file's statistics (null: unknown, always read). */
+interface FileSpan {
+  file: string;
+  lo: number | null;
+  hi: number | null;
+}
+
+async function fileSpans(reader: StoreReader, table: Table, column: string): Promise<FileSpan[]> {
+  try {
+    return await reader.query<FileSpan>(
+      `SELECT file_name AS file, epoch_us(min(stats_min_value::TIMESTAMP))::DOUBLE AS lo, epoch_us(max(stats_max_value::TIMESTAMP))::DOUBLE AS hi
+       FROM parquet_metadata(${sqlString(storePaths.glob(reader.store, table))}) WHERE path_in_schema = ${sqlString(column)} GROUP BY file_name`,
+    );
+  } catch {
+    return []; // no files for this table yet
+  }
+}
+
+/** A `read_parquet(...)` over the files that may hold times in [lo, hi], or null when none can. */
+function overlapping(spans: FileSpan[], lo: number, hi: number): string | null {
+  const files = spans.filter((s) => s.lo === null || s.hi === null || (s.lo <= hi && s.hi >= lo)).map((s) => sqlString(s.file));
+  return files.length === 0 ? null : `read_parquet([${files.join(', ')}], union_by_name = true)`;
 }
 
 /** Half-open [lo, hi) receive-time windows of about `size` deliveries each; equal times never straddle two windows. */

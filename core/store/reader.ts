@@ -8,6 +8,7 @@ import { assertReadableVersion, assertStorePath, readManifest, storePaths } from
 
 /** A DuckDB connection with the store's tables as views: `deliveries`, `effects`, `exchanges`. */
 export interface StoreReader {
+  readonly store: string;
   readonly conn: DuckDBConnection;
   /** Runs a query with bound parameters and returns plain JSON-compatible rows. */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -47,6 +48,7 @@ export async function openStoreReader(store: string): Promise<StoreReader> {
     throw err;
   }
   return {
+    store,
     conn,
     async query<T>(sql: string, params: unknown[] = []) {
       const reader = await conn.runAndReadAll(sql, params as never);
