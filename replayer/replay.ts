@@ -245,7 +245,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     const merged = { flowRuns: join(staging, 'parts', 'flow_runs.ndjson'), nodeRuns: join(staging, 'parts', 'node_runs.ndjson') };
     await mergeParts(specs.map((s) => s.out), merged);
     // One thread keeps the file order (insertion order is preserved) and the memory small.
-    const db = await DuckDBInstance.create(':memory:', { memory_limit: '64MB', threads: '1', temp_directory: join(staging, 'tmp-copy') });
+    const db = await DuckDBInstance.create(':memory:', { memory_limit: '256MB', threads: '1', temp_directory: join(staging, 'tmp-copy') });
     const conn = await db.connect();
     try {
       await writeReplayParquet(

@@ -24,7 +24,7 @@ export async function writeReplayParquet(
     const source = `read_json([${files.map(sqlString).join(', ')}], format = 'newline_delimited', columns = ${columnsStruct(cols)})`;
     await conn.run(
       `COPY (SELECT ${selectList(cols)} FROM ${source}${order ? ` ORDER BY ${order}` : ''}) TO ${sqlString(target)}
-       (FORMAT parquet, COMPRESSION zstd, KV_METADATA {hookshadow_replay_format_version: '${REPLAY_FORMAT_VERSION}'})`,
+       (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048, KV_METADATA {hookshadow_replay_format_version: '${REPLAY_FORMAT_VERSION}'})`,
     );
   };
   await copy(parts.flowRuns, FLOW_RUN_COLUMNS, null, out.flowRuns);
