@@ -2,31 +2,39 @@
  * Replay benchmark (issue #3): how fast `hookshadow replay` runs flows over a large store, against
  * the floor of just reading the same deliveries, side by side in one run:
  *
- *   floor        streamDeliveries() over openStoreReader(): the replay's own query (deliveries in
- *                received_at order, joined with their reads and writes; every body JSON.parsed),
- *                with openStoreReader's DuckDB defaults (all cores, memory_limit 80 % of RAM), and
- *                nothing else
- *   floor-worker the same query under a replay worker's DuckDB settings (1 thread, 192MB, spill dir):
- *                the read cost inside replay-1 (diagnostic; only with --phases …,floor-worker)
- *   replay-2     replay({ store, flowsDir, concurrency: 2, timings: true }): two worker threads
- *   replay-1     the same with concurrency 1 (runs in the child's main thread)
+ *   floor        streamDeliveries() over openStoreReader(): the replay's own read (deliveries in
+ *                received_at order with the calls the legacy handler made for them; every payload parsed
+ *                as a replay worker parses it), with openStoreReader's DuckDB defaults (all cores,
+ *                memory_limit 80 % of RAM), and nothing else. Its query is whatever replayer/source.ts does
+ *                at the commit measured.
+ *   floor-worker the same under a replay worker's DuckDB settings up to 9377d93 (1 thread, 192MB, spill
+ *                dir): the read cost inside replay-1 (diagnostic, opt-in)
+ *   replay-2     replay({ store, flowsDir, concurrency: 2, timings: true })
+ *   replay-1     the same with concurrency 1
+ *   replay-N-mem diagnostic, opt-in, for the replayer as of 8b3b4aa-9377d93 (it wires replayer/partition.ts,
+ *                removed in ba4082f): replay()'s parts wired as replay() wires them, with the workers' DuckDB
+ *                memory_limit raised (--worker-memory-total) and the final COPY retried under
+ *                --copy-retry-memory when it fails under replay()'s 256MB, so a replay() that cannot finish
+ *                still yields its throughput
  *
  * Each phase runs alone in its own child process (bench/replay/child.ts), so its peak RSS
  * (getrusage maxRSS, which counts every thread: DuckDB's and the replay's worker threads) and its CPU
  * time (user + sys over wall: 2.0 = both cores busy) are its own. While it runs, this process samples the
- * child's VmRSS and the size of the replay's staging directory (NDJSON parts, DuckDB spill files) every
- * --sample-ms, to tell which part of a phase uses the memory.
+ * child's VmRSS, the size of the replay's staging directory (NDJSON parts, DuckDB spill files) and the
+ * machine's busy CPU every --sample-ms: the peak memory of each part of a phase, and how many cores other
+ * processes took meanwhile (anything but ~0 means the figures are disturbed).
  *
  *   npm run build && node dist/bench/replay/run.js [--count 1000000] [--phases floor,replay-2,replay-1] ...
  *
  * The store (bench/replay/make-store.ts) is reused when it already holds the same count and seed.
  * The flows (bench/replay/flows.ts): fixtures/flows/*.yaml plus 20 synthetic ones, checked first.
  * Prints markdown tables and writes the raw figures to bench/out/replay.json. No assertions.
+ * bench/replay/diagnose.ts takes the replay's query and final COPY apart (see there).
  */
 import { execSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, type Dirent, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, type Dirent, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { open, readdir, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -40,15 +48,19 @@ const HELP = `Replay benchmark.
   --seed N          generator seed                             (default 42)
   --store DIR       store directory (default ${join(tmpdir(), 'hookshadow-replay-bench')}/store-<count>-seed<seed>)
   --flows-dir DIR   where the flows are written                (default <store>/../flows)
-  --phases LIST     comma-separated, in order: floor, floor-worker, replay-2, replay-1
+  --phases LIST     comma-separated, in order: floor, floor-worker, replay-2, replay-1, replay-2-mem, replay-1-mem
                                                                (default floor,replay-2,replay-1)
+  --worker-memory-total SIZE  replay-N-mem: DuckDB memory_limit shared by the N workers, in MB or GB
+                                                               (default 12GB: 6GB each for 2 workers)
+  --copy-retry-memory SIZE    replay-N-mem: when the final COPY fails under replay()'s 256MB, retry it under
+                              this memory_limit ('none': no retry)  (default 4GB)
   --sample-ms N     RSS / staging-size sampling interval       (default 250)
   --no-effects      store without the legacy bot's effects (only deliveries and reads)
   --durable-store   write the store's WAL with O_DSYNC, as the recorder does
   --keep-replays    keep the replay directories in the store (default: removed once measured)
   --out FILE        JSON output                                (default bench/out/replay.json)`;
 
-const PHASES = ['floor', 'floor-worker', 'replay-2', 'replay-1'] as const;
+const PHASES = ['floor', 'floor-worker', 'replay-2', 'replay-1', 'replay-2-mem', 'replay-1-mem'] as const;
 type PhaseName = (typeof PHASES)[number];
 
 function parseArgs(argv: string[]) {
@@ -72,9 +84,14 @@ function parseArgs(argv: string[]) {
   for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`unknown phase ${p}; use ${PHASES.join(',')}`);
   const sampleMs = Number(flags.get('sample-ms') ?? 250);
   if (!Number.isFinite(sampleMs) || sampleMs < 10) throw new Error('--sample-ms expects a number ≥ 10');
+  const memRaw = flags.get('worker-memory-total') ?? '12GB';
+  const mem = /^(\d+(?:\.\d+)?)\s*(MB|GB)$/i.exec(memRaw);
+  if (!mem) throw new Error(`--worker-memory-total expects e.g. 12GB or 4096MB, got ${JSON.stringify(memRaw)}`);
   return {
     count,
     seed,
+    copyRetryMemory: (flags.get('copy-retry-memory') ?? '4GB') === 'none' ? null : (flags.get('copy-retry-memory') ?? '4GB'),
+    workerMemoryTotalMB: Math.round(Number(mem[1]) * (mem[2]!.toUpperCase() === 'GB' ? 1000 : 1)),
     store,
     flowsDir: flags.get('flows-dir') ?? join(dirname(store), 'flows'),
     phases: phases as PhaseName[],
@@ -116,7 +133,8 @@ function machine() {
     kernel: sh('uname -r'),
     duckdbNodeApi: version('@duckdb/node-api'),
     celJs: version('@marcbachmann/cel-js'),
-    git: sh(`git -C ${root} rev-parse --short HEAD`),
+    /** BENCH_GIT_REV names the commit when running from a copy of dist/ outside the repository. */
+    git: sh(`git -C ${root} rev-parse --short HEAD`) ?? process.env.BENCH_GIT_REV ?? null,
     gitDirty: (sh(`git -C ${root} status --porcelain --untracked-files=no`) ?? '') !== '',
     storeFilesystem: null as string | null,
   };
@@ -142,6 +160,29 @@ function dirBytes(dir: string): number {
   return total;
 }
 
+/** Busy CPU seconds of the whole machine since boot (/proc/stat, all CPUs: user+nice+system+irq+softirq+steal). */
+function machineBusySeconds(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds (user + system, every thread) of a process so far (/proc/<pid>/stat). */
+function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+const CLK_TCK = Number(sh('getconf CLK_TCK')) || 100;
+
 function procRssKiB(pid: number): { rss: number; threads: number } | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -163,6 +204,9 @@ interface Sample {
   spillMiB: number;
   copySpillMiB: number;
   outputMiB: number;
+  /** Machine-wide busy CPU seconds and the child's CPU seconds, cumulative (for other processes' share). */
+  machineBusy: number;
+  childCpu: number;
 }
 
 interface ChildEvent {
@@ -173,6 +217,8 @@ interface ChildEvent {
 
 interface PhaseRun {
   name: PhaseName;
+  /** 1-minute load average when the phase started (other work on the machine shows up here). */
+  loadAvgAtStart: number;
   spec: PhaseSpec;
   exitCode: number | null;
   signal: string | null;
@@ -189,6 +235,7 @@ async function runChild(name: PhaseName, spec: PhaseSpec, opts: Options, watch: 
   const samples: Sample[] = [];
   const stderrTail: string[] = [];
   const t0 = performance.now();
+  const loadAvgAtStart = loadavg()[0]!;
   let childT0: number | null = null;
   const progress = (e: ChildEvent) => {
     const elapsed = ((performance.now() - t0) / 1000).toFixed(1);
@@ -237,12 +284,14 @@ async function runChild(name: PhaseName, spec: PhaseSpec, opts: Options, watch: 
       spillMiB: (staging ? spillOf(staging) : 0) / MiB + (watch.spill ? dirBytes(watch.spill) / MiB : 0) + dirBytes(join(watch.cwd, '.tmp')) / MiB,
       copySpillMiB: staging ? dirBytes(join(staging, 'tmp-copy')) / MiB : 0,
       outputMiB: staging ? (fileSize(join(staging, 'flow_runs.parquet')) + fileSize(join(staging, 'node_runs.parquet'))) / MiB : 0,
+      machineBusy: machineBusySeconds(),
+      childCpu: processCpuSeconds(child.pid!),
     });
   }, opts.sampleMs);
   const [exitCode, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (code, sig) => resolve([code, sig])));
   clearInterval(sampler);
   const result = (events.find((e) => e.event === 'result') as Record<string, any> | undefined) ?? null;
-  return { name, spec, exitCode, signal, result, events, samples, stderrTail };
+  return { name, loadAvgAtStart, spec, exitCode, signal, result, events, samples, stderrTail };
 }
 
 function fileSize(path: string): number {
@@ -284,7 +333,10 @@ function summarize(run: PhaseRun, nproc: number) {
   const at = (event: string) => run.events.find((e) => e.event === event)?.t ?? null;
   const end = at('result');
   const f = (r?.figures ?? {}) as Record<string, any>;
-  const deliveries = Number(f.deliveries ?? NaN);
+  // A replay that failed after streaming every delivery (in its final COPY) still tells how many it streamed.
+  const streamedAll = run.events.some((e) => e.event === 'streamed');
+  const countedTotal = run.events.find((e) => e.event === 'counted')?.total;
+  const deliveries = Number(f.deliveries ?? (streamedAll ? countedTotal : NaN) ?? NaN);
   const cpuSeconds = r ? Number(r.userSeconds) + Number(r.systemSeconds) : NaN;
   const wall = r ? Number(r.wallSeconds) : NaN;
   // Sub-phases, in seconds since the child started.
@@ -299,16 +351,19 @@ function summarize(run: PhaseRun, nproc: number) {
           { name: 'load flows, count deliveries', from: 0, to: at('counted') },
           { name: 'until the first 256 deliveries ran (workers start, scan, join, sort)', from: at('counted'), to: at('first') },
           { name: 'stream deliveries through the flows, write NDJSON', from: at('first'), to: at('streamed') },
-          { name: 'final COPY to Parquet, manifest, rename', from: at('streamed'), to: end },
+          { name: run.spec.kind === 'replay' ? 'final merge and COPY to Parquet, manifest, rename' : 'final COPY to Parquet (256MB, then the retry)', from: at('streamed'), to: end },
         ];
   // Map the parent's samples (parent clock, from spawn) onto the child's clock: the child's start is
   // a few tens of ms after spawn; the offset is small next to the sampling interval and is ignored.
-  const sub = marks.map((m) => {
-    const inside = run.samples.filter((s) => m.from !== null && m.to !== null && s.t >= m.from && s.t <= m.to);
+  // A failed phase: its last started part ran until the child ended.
+  const failing = r?.error || run.exitCode !== 0 ? marks.map((m) => m.from !== null).lastIndexOf(true) : -1;
+  const sub = marks.map((m, i) => {
+    const to = i === failing ? end : m.to;
+    const inside = run.samples.filter((s) => m.from !== null && to !== null && s.t >= m.from && s.t <= to);
     const max = (k: keyof Sample) => (inside.length ? Math.max(...inside.map((s) => s[k])) : null);
     return {
       name: m.name,
-      seconds: m.from !== null && m.to !== null ? round(m.to - m.from, 2) : null,
+      seconds: m.from !== null && to !== null ? round(to - m.from, 2) : null,
       maxRssMiB: round(max('rssMiB') ?? NaN, 1),
       maxSpillMiB: round(max('spillMiB') ?? NaN, 1),
       maxCopySpillMiB: round(max('copySpillMiB') ?? NaN, 1),
@@ -318,15 +373,31 @@ function summarize(run: PhaseRun, nproc: number) {
   });
   // Throughput: floor = deliveries over open + query + stream; replay = deliveries over replay()'s own seconds
   // (flows, count, workers, streaming, final COPY and rename: the whole command minus process start-up).
-  const seconds = run.spec.kind === 'floor' ? (end ?? NaN) : Number(f.replaySeconds ?? NaN);
+  // replay-N-mem: the same, leaving out COPY attempts that failed; when every COPY attempt failed, up to the
+  // end of streaming only (basis 'streamed').
+  const copyFailedEverywhere = run.spec.kind === 'replay-mem' && Array.isArray(f.copyAttempts) && !(f.copyAttempts as { error: string | null }[]).some((a) => a.error === null);
+  const seconds = run.spec.kind === 'floor' ? (end ?? NaN) : copyFailedEverywhere ? Number(f.streamedSeconds ?? NaN) : Number(f.replaySeconds ?? NaN);
+  const failedDuring = failing >= 0 ? sub[failing]!.name : null;
+  const failedAfter = failedDuring ? round((end ?? NaN) - (marks.find((m) => m.name === failedDuring)?.from ?? NaN), 1) : null;
   const streamSeconds = run.spec.kind === 'floor' ? (end ?? NaN) - (at('first') ?? NaN) : (at('streamed') ?? NaN) - (at('first') ?? NaN);
+  // CPU other processes used meanwhile (this process's sampling included, a few ms a second): machine busy
+  // time minus the child's, between the first and last samples. Shows another job competing for the cores.
+  const first = run.samples[0];
+  const last = run.samples.at(-1);
+  const otherCores = first && last && last.t > first.t ? (last.machineBusy - first.machineBusy - (last.childCpu - first.childCpu)) / (last.t - first.t) : NaN;
   const peakSampled = run.samples.length ? Math.max(...run.samples.map((s) => s.rssMiB)) : NaN;
   return {
     name: run.name,
+    loadAvgAtStart: round(run.loadAvgAtStart, 2),
     ok: run.exitCode === 0 && !!r && !r.error,
     exitCode: run.exitCode,
     signal: run.signal,
     error: r?.error ?? (run.exitCode !== 0 ? `exit ${run.exitCode ?? run.signal}: ${run.stderrTail.slice(-5).join(' | ')}` : null),
+    /** The part of the phase that was running when it failed, and how long it had run. */
+    failedDuring,
+    failedAfterSeconds: failedAfter,
+    secondsBasis: run.spec.kind === 'floor' ? 'open to last delivery' : copyFailedEverywhere ? 'start to last delivery streamed (every final COPY attempt failed)' : 'replay() seconds (failed COPY attempts left out)',
+    copyAttempts: (f.copyAttempts ?? null) as { memoryLimit: string; seconds: number; error: string | null; flowRunsWritten: boolean }[] | null,
     deliveries,
     seconds: round(seconds, 2),
     deliveriesPerSec: round(deliveries / seconds, 0),
@@ -340,6 +411,8 @@ function summarize(run: PhaseRun, nproc: number) {
     cpuCores: round(cpuSeconds / wall, 2),
     cpuPercentOfAllCores: round((100 * cpuSeconds) / wall / nproc, 1),
     cpuUsPerDelivery: round((cpuSeconds * 1e6) / deliveries, 1),
+    /** Cores other processes kept busy meanwhile (should be ~0; more means the figures are disturbed). */
+    otherProcessesCores: round(otherCores, 2),
     peakRssMiB: round(Number(r?.maxRssKiB ?? NaN) / 1024, 1),
     peakRssSampledMiB: round(peakSampled, 1),
     heapUsedAtEndMiB: round(Number(r?.heapUsedMiB ?? NaN), 1),
@@ -351,6 +424,15 @@ function summarize(run: PhaseRun, nproc: number) {
   };
 }
 type PhaseSummary = ReturnType<typeof summarize>;
+
+function status(p: PhaseSummary): string {
+  if (!p.ok) return `FAILED${p.failedDuring ? ` in "${p.failedDuring}" after ${p.failedAfterSeconds} s` : ''}: ${(p.error ?? '').split('\n')[0]!.replace(/^Error: /, '').slice(0, 110)}`;
+  const copies = p.copyAttempts ?? [];
+  if (copies.length === 0) return 'ok';
+  return copies
+    .map((c) => `COPY @${c.memoryLimit}: ${c.error ? `FAILED after ${c.seconds.toFixed(1)} s in ${c.flowRunsWritten ? 'node_runs' : 'flow_runs'} (${c.error.replace(/^Out of Memory Error: /, 'OOM: ').slice(0, 60)})` : `ok, ${c.seconds.toFixed(1)} s`}`)
+    .join('; ');
+}
 
 function mdTable(header: string[], rows: (string | number | null)[][]): string {
   const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '—' : String(c))))];
@@ -406,10 +488,13 @@ async function main(): Promise<void> {
       spec = { kind: 'floor', name, store: opts.store, settings: { threads: 1, memoryLimit: '192MB', tempDir: spill } };
     } else {
       const id = `bench-${name}-${stamp}`;
+      const concurrency = name.startsWith('replay-2') ? 2 : 1;
       staging = storePaths.replayStaging(opts.store, id);
-      spec = { kind: 'replay', name, store: opts.store, flowsDir: opts.flowsDir, concurrency: name === 'replay-2' ? 2 : 1, id, cleanup: !opts.keepReplays };
+      spec = name.endsWith('-mem')
+        ? { kind: 'replay-mem', name, store: opts.store, flowsDir: opts.flowsDir, concurrency, id, workerMemory: `${Math.floor(opts.workerMemoryTotalMB / concurrency)}MB`, copyRetryMemory: opts.copyRetryMemory, cleanup: !opts.keepReplays }
+        : { kind: 'replay', name, store: opts.store, flowsDir: opts.flowsDir, concurrency, id, cleanup: !opts.keepReplays };
     }
-    console.log(`  ${name} ...`);
+    console.log(`  ${name} ... (load average ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
     const run = await runChild(name, spec, opts, { staging, spill, cwd });
     runs.push(run);
     const s = summarize(run, info.nproc);
@@ -429,7 +514,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(
     mdTable(
-      ['phase', 'deliveries', 'seconds', 'deliveries/s', 'ratio to floor', 'streaming d/s', 'peak RSS MiB', 'CPU s (user+sys)', 'CPU cores (of ' + info.nproc + ')', 'CPU µs/delivery', 'max spill MiB', 'status'],
+      ['phase', 'deliveries', 'seconds', 'deliveries/s', 'ratio to floor', 'streaming d/s', 'peak RSS MiB', 'CPU s (user+sys)', 'CPU cores (of ' + info.nproc + ')', 'CPU µs/delivery', 'other processes, cores', 'max spill MiB', 'status'],
       phases.map((p) => [
         p.name,
         num(p.deliveries),
@@ -441,8 +526,9 @@ async function main(): Promise<void> {
         num(p.cpuSeconds, 1),
         `${num(p.cpuCores, 2)} (${num(p.cpuPercentOfAllCores, 0)} %)`,
         num(p.cpuUsPerDelivery, 0),
+        num(p.otherProcessesCores, 2),
         num(Math.max(p.maxSpillMiB ?? 0, p.maxCopySpillMiB ?? 0), 0),
-        p.ok ? 'ok' : `FAILED: ${p.error?.split('\n')[0]?.slice(0, 80)}`,
+        status(p),
       ]),
     ),
   );
@@ -467,38 +553,29 @@ async function main(): Promise<void> {
     if (p.name.startsWith('replay') && p.ok) {
       const f = p.figures;
       console.log(
-        `${p.name}: ${f.workers} worker(s); ${num(f.runs)} flow runs (${Object.entries(f.runsByStatus ?? {})
+        `${p.name}: ${f.workers} worker(s)${f.workerMemory ? ` at memory_limit ${f.workerMemory} each` : ''}; ${num(f.runs)} flow runs (${Object.entries(f.runsByStatus ?? {})
           .map(([k, v]) => `${k} ${num(v as number)}`)
           .join(', ')}), ${num(f.nodeRuns)} node runs, ${num(f.intents)} intents, ${num(f.errors)} failed runs; ` +
-          `output flow_runs ${num(f.output.flowRunsBytes / MiB, 1)} MiB + node_runs ${num(f.output.nodeRunsBytes / MiB, 1)} MiB`,
+          `output flow_runs ${num(f.output.flowRunsBytes / MiB, 1)} MiB + node_runs ${num(f.output.nodeRunsBytes / MiB, 1)} MiB` +
+          (f.output.ndjsonPartsBytes ? ` (from ${num(f.output.ndjsonPartsBytes / MiB, 0)} MiB of NDJSON parts; final COPY ${num(f.copySeconds, 1)} s)` : ''),
       );
     }
   }
 
+  const byName = (n: PhaseName) => phases.find((x) => x.name === n && x.ok) ?? null;
+  const over = (a: PhaseSummary | null, b: PhaseSummary | null) => (a && b && a.deliveriesPerSec && b.deliveriesPerSec ? round(a.deliveriesPerSec / b.deliveriesPerSec, 3) : null);
   const comparisons = {
-    replay2OverFloor: (() => {
-      const p = phases.find((x) => x.name === 'replay-2');
-      return p ? round(ratio(p, floor) ?? NaN, 3) : null;
-    })(),
-    replay1OverFloor: (() => {
-      const p = phases.find((x) => x.name === 'replay-1');
-      return p ? round(ratio(p, floor) ?? NaN, 3) : null;
-    })(),
-    replay2OverReplay1: (() => {
-      const a = phases.find((x) => x.name === 'replay-2' && x.ok);
-      const b = phases.find((x) => x.name === 'replay-1' && x.ok);
-      return a && b ? round(a.deliveriesPerSec! / b.deliveriesPerSec!, 3) : null;
-    })(),
-    replay1OverFloorWorker: (() => {
-      const p = phases.find((x) => x.name === 'replay-1');
-      return p && floorWorker ? round(ratio(p, floorWorker) ?? NaN, 3) : null;
-    })(),
+    /** Each phase's deliveries/s over the floor's (null when either failed). */
+    overFloor: Object.fromEntries(phases.filter((p) => p.name !== 'floor').map((p) => [p.name, over(p.ok ? p : null, floor)])),
+    replay2OverReplay1: over(byName('replay-2'), byName('replay-1')),
+    replay2MemOverReplay1Mem: over(byName('replay-2-mem'), byName('replay-1-mem')),
+    replay1MemOverFloorWorker: over(byName('replay-1-mem'), floorWorker),
   };
   console.log('');
-  if (comparisons.replay2OverFloor !== null) console.log(`replay (2 workers) / floor   ${comparisons.replay2OverFloor}`);
-  if (comparisons.replay1OverFloor !== null) console.log(`replay (1 worker) / floor    ${comparisons.replay1OverFloor}`);
-  if (comparisons.replay2OverReplay1 !== null) console.log(`2 workers / 1 worker         ${comparisons.replay2OverReplay1}`);
-  if (comparisons.replay1OverFloorWorker !== null) console.log(`replay (1 worker) / floor-worker ${comparisons.replay1OverFloorWorker}`);
+  for (const [name, r] of Object.entries(comparisons.overFloor)) console.log(`${name.padEnd(14)} / floor        ${r ?? `— (${name} failed)`}`);
+  if (comparisons.replay2OverReplay1 !== null) console.log(`replay-2 / replay-1            ${comparisons.replay2OverReplay1}`);
+  if (comparisons.replay2MemOverReplay1Mem !== null) console.log(`replay-2-mem / replay-1-mem    ${comparisons.replay2MemOverReplay1Mem}`);
+  if (comparisons.replay1MemOverFloorWorker !== null) console.log(`replay-1-mem / floor-worker    ${comparisons.replay1MemOverFloorWorker}`);
 
   const report = {
     benchmark: 'replay',
@@ -512,15 +589,14 @@ async function main(): Promise<void> {
     pageCache: warm,
     phases,
     comparisons,
-    samples: Object.fromEntries(runs.map((r) => [r.name, r.samples.map((s) => [round(s.t, 2), round(s.rssMiB, 1), s.threads, round(s.partsMiB, 1), round(s.spillMiB, 1), round(s.copySpillMiB, 1), round(s.outputMiB, 1)])])),
-    samplesColumns: ['t (s since spawn)', 'RSS MiB', 'threads', 'NDJSON parts MiB', 'worker/floor spill MiB', 'COPY spill MiB', 'output Parquet MiB'],
+    samples: Object.fromEntries(runs.map((r) => [r.name, r.samples.map((s) => [round(s.t, 2), round(s.rssMiB, 1), s.threads, round(s.partsMiB, 1), round(s.spillMiB, 1), round(s.copySpillMiB, 1), round(s.outputMiB, 1), round(s.machineBusy, 2), round(s.childCpu, 2)])])),
+    samplesColumns: ['t (s since spawn)', 'RSS MiB', 'threads', 'NDJSON parts MiB', 'worker/floor spill MiB', 'COPY spill MiB', 'output Parquet MiB', 'machine busy CPU s', 'child CPU s'],
     events: Object.fromEntries(runs.map((r) => [r.name, r.events.filter((e) => e.event !== 'result')])),
   };
   mkdirSync(dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n');
   console.log(`\nraw figures: ${opts.out} (${report.totalSeconds} s in all; store ${round(storeSeconds, 1)} s${store.reused ? ', reused' : ''})`);
   if (phases.some((p) => !p.ok)) process.exitCode = 1;
-  if (!existsSync(opts.out)) process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {
