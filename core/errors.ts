@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   HS_ERR_UPSTREAM_ERROR: { status: 502, exit: 1 },
   HS_ERR_CAPABILITIES_MISSING: { status: 409, exit: 1 },
   HS_ERR_REPLAY_NOT_FOUND: { status: 404, exit: 1 },
+  HS_ERR_REPLAY_RESOURCES: { status: 503, exit: 1 },
   HS_ERR_INTERNAL: { status: 500, exit: 70 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

@@ -155,6 +155,13 @@ function workerSink(spec: RunnerSpec, onProgress: (done: number) => void): Promi
   });
 }
 
+/** DuckDB's out-of-memory and disk-full errors become HS_ERR_REPLAY_RESOURCES; anything else passes through. */
+export function asResourceError(err: unknown): unknown {
+  const message = (err as Error)?.message ?? '';
+  if (err instanceof HsError || !/Out of Memory Error|No space left on device|Could not write/i.test(message)) return err;
+  return new HsError('HS_ERR_REPLAY_RESOURCES', `The replay ran out of memory or disk and was abandoned; nothing was written (${message.split('\n')[0]}).`, { cause: err });
+}
+
 /**
  * Replays the store's deliveries through the flows. Output goes to a staging directory
  * and moves to `replays/<id>/` only when complete, so a replay directory with a
@@ -293,6 +300,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     await Promise.all(sinks.map((s) => s.abort().catch(() => {})));
     closeReader();
     await rm(staging, { recursive: true, force: true });
-    throw err;
+    throw asResourceError(err);
   }
 }

@@ -9,7 +9,7 @@ import type { ReplayManifest } from '../../core/replay-schema.js';
 import { DEMO_SECRETS } from '../../fixtures/stack.js';
 import { buildForgeStub } from '../../fixtures/forge-stub/app.js';
 import { startRecorder } from '../../recorder/server.js';
-import { replay } from '../../replayer/replay.js';
+import { asResourceError, replay } from '../../replayer/replay.js';
 import { resolveReplayId } from '../../replayer/replays.js';
 import { openStoreReader, streamDeliveries } from '../../replayer/source.js';
 import { onCleanup, queryStore, silentLogger, tempDir, testConfig } from '../helpers.js';
@@ -183,6 +183,14 @@ describe('hookshadow replay: errors are clear and leave nothing behind', () => {
     const corrupt = await runCli(['replay', '--store', store, '--flows', FLOWS]);
     expect(corrupt.code).toBe(1);
     expect(corrupt.stderr).toMatch(/HS_ERR_STORE_CORRUPT: .*zz-corrupt\.parquet is not a readable Parquet file/);
+  });
+
+  it('running out of memory or disk is a clear HS_ERR_REPLAY_RESOURCES, other errors pass through', () => {
+    const oom = asResourceError(new Error('Out of Memory Error: failed to allocate data of size 16.0 MiB (61.0 MiB/61.0 MiB used)\n\nPossible solutions: ...'));
+    expect(oom).toMatchObject({ code: 'HS_ERR_REPLAY_RESOURCES', message: expect.stringContaining('nothing was written (Out of Memory Error: failed to allocate') });
+    expect(asResourceError(new Error('IO Error: No space left on device'))).toMatchObject({ code: 'HS_ERR_REPLAY_RESOURCES' });
+    const other = new Error('boom');
+    expect(asResourceError(other)).toBe(other);
   });
 
   it('usage errors exit 2', async () => {
