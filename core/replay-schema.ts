@@ -56,6 +56,19 @@ export const REDELIVERY_COLUMNS: ReplayColumn[] = [
   { name: 'latency_us', type: 'BIGINT' },
 ];
 
+/** What a replay did, in numbers: the manifest's `counts` and the CLI's summary. */
+export interface ReplayCounts {
+  deliveries: number;
+  runs: number;
+  node_runs: number;
+  intents: number;
+  /** Failed flow runs. */
+  errors: number;
+  runs_by_status: Record<string, number>;
+  redelivered: number;
+  redelivery_failures: number;
+}
+
 /** `replays/<id>/manifest.json`. */
 export interface ReplayManifest {
   format: 'hookshadow-replay';
@@ -71,16 +84,7 @@ export interface ReplayManifest {
   live_reads: boolean;
   seed: number;
   filters: { since: string | null; until: string | null; shard: string | null };
-  counts: {
-    deliveries: number;
-    runs: number;
-    node_runs: number;
-    intents: number;
-    errors: number;
-    runs_by_status: Record<string, number>;
-    redelivered: number;
-    redelivery_failures: number;
-  };
+  counts: ReplayCounts;
   started_at: string;
   finished_at: string;
   workers: number;

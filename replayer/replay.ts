@@ -6,7 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { formatUs } from '../core/clock.js';
 import { sqlString } from '../core/sql.js';
 import { HsError } from '../core/errors.js';
-import { REPLAY_FORMAT_VERSION, type ReplayManifest } from '../core/replay-schema.js';
+import { REPLAY_FORMAT_VERSION, type ReplayCounts, type ReplayManifest } from '../core/replay-schema.js';
 import { mkdirDurable, storePaths, syncDir, syncFile, writeFileAtomic } from '../core/store/layout.js';
 import { VERSION } from '../core/version.js';
 import { assertCapabilities } from './engine/capabilities.js';
@@ -49,15 +49,9 @@ export interface ReplayOptions {
   onProgress?(done: number): void;
 }
 
-export interface ReplaySummary {
+export interface ReplaySummary extends ReplayCounts {
   replay_id: string;
   dir: string;
-  deliveries: number;
-  runs: number;
-  node_runs: number;
-  intents: number;
-  errors: number;
-  runs_by_status: Record<string, number>;
   seconds: number;
   manifest: ReplayManifest;
 }

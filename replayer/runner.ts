@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import type { ReplayCounts } from '../core/replay-schema.js';
 import { assertCapabilities, createCapabilities, type UpstreamConfig } from './engine/capabilities.js';
 import { liveFlows } from './engine/modes.js';
 import { recordedReads } from './engine/recordings.js';
@@ -28,16 +29,7 @@ export interface RunnerSpec {
   out: { flowRuns: string; nodeRuns: string; redeliveries: string };
 }
 
-export interface RunCounts {
-  deliveries: number;
-  runs: number;
-  node_runs: number;
-  intents: number;
-  errors: number;
-  runs_by_status: Record<string, number>;
-  redelivered: number;
-  redelivery_failures: number;
-}
+export type RunCounts = ReplayCounts;
 
 export function emptyCounts(): RunCounts {
   return { deliveries: 0, runs: 0, node_runs: 0, intents: 0, errors: 0, runs_by_status: {}, redelivered: 0, redelivery_failures: 0 };
