@@ -36,26 +36,6 @@ export type PhaseSpec =
       id: string;
       /** Delete the replay directory once measured. */
       cleanup: boolean;
-    }
-  | {
-      /**
-       * Diagnostic for the replayer as of 8b3b4aa-9377d93 (replayer/partition.ts, replayer/worker.ts, writeReplayParquet
-       * with flowRuns/nodeRuns/redeliveries): replay()'s own building blocks (runPartition in replayer/worker.js
-       * threads, then writeReplayParquet under replay()'s 256MB), wired as replay() wires them, but with each
-       * worker's DuckDB memory_limit set to `workerMemory` instead of replay()'s fixed 192MB. No manifest, no
-       * rename. Those internals are loaded at run time (not type-checked), so this file builds whatever shape
-       * they have now; on a commit without them the phase reports that it cannot run.
-       */
-      kind: 'replay-mem';
-      name: string;
-      store: string;
-      flowsDir: string;
-      concurrency: number;
-      id: string;
-      workerMemory: string;
-      /** Retry the final COPY under this memory_limit when replay()'s 256MB fails; null: no retry. */
-      copyRetryMemory: string | null;
-      cleanup: boolean;
     };
 
 const emit = (event: string, fields: Record<string, unknown> = {}) =>
@@ -158,170 +138,6 @@ async function replayPhase(spec: Extract<PhaseSpec, { kind: 'replay' }>): Promis
   };
 }
 
-/** replayer/partition.ts's PartitionCounts (as of 8b3b4aa). */
-interface PartitionCounts {
-  deliveries: number;
-  runs: number;
-  node_runs: number;
-  intents: number;
-  errors: number;
-  runs_by_status: Record<string, number>;
-}
-/** replayer/partition.ts's PartitionSpec (as of 8b3b4aa): plain data for a worker thread. */
-type PartitionSpec = Record<string, unknown> & { out: { flowRuns: string; nodeRuns: string; redeliveries: string } };
-/** The internals replay-mem wires together, loaded at run time. */
-interface Internals {
-  runPartition(spec: PartitionSpec, onProgress: (done: number) => void): Promise<PartitionCounts>;
-  addCounts(a: PartitionCounts, b: PartitionCounts): PartitionCounts;
-  emptyCounts(): PartitionCounts;
-  writeReplayParquet(conn: unknown, parts: Record<string, string[]>, out: Record<string, string | null>): Promise<void>;
-}
-
-async function loadInternals(): Promise<Internals> {
-  const url = (path: string) => new URL(path, import.meta.url).href;
-  try {
-    const partition = (await import(url('../../replayer/partition.js'))) as Partial<Internals>;
-    const parquet = (await import(url('../../replayer/output/parquet.js'))) as Partial<Internals>;
-    if (!partition.runPartition || !partition.addCounts || !partition.emptyCounts || !parquet.writeReplayParquet) throw new Error('missing exports');
-    return { runPartition: partition.runPartition, addCounts: partition.addCounts, emptyCounts: partition.emptyCounts, writeReplayParquet: parquet.writeReplayParquet };
-  } catch (err) {
-    throw new Error(`replay-mem wires replayer/partition.ts (runPartition) and writeReplayParquet as they were at 8b3b4aa; this build does not have them (${(err as Error).message})`);
-  }
-}
-
-function runInWorker(spec: PartitionSpec, onProgress: (done: number) => void): Promise<PartitionCounts> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('../../replayer/worker.js', import.meta.url), { workerData: spec });
-    let settled = false;
-    worker.on('message', (m: { type: string; done?: number; counts?: PartitionCounts; error?: { message: string } }) => {
-      if (m.type === 'progress') onProgress(m.done!);
-      else if (m.type === 'done') {
-        settled = true;
-        resolve(m.counts!);
-      } else if (m.type === 'error') {
-        settled = true;
-        reject(new Error(m.error!.message));
-      }
-    });
-    worker.on('error', (err) => {
-      if (!settled) reject(err);
-    });
-    worker.on('exit', (code) => {
-      if (!settled) reject(new Error(`replay worker exited with code ${code}`));
-    });
-  });
-}
-
-async function replayMemPhase(spec: Extract<PhaseSpec, { kind: 'replay-mem' }>): Promise<Record<string, unknown>> {
-  const started = performance.now();
-  const { runPartition, addCounts, emptyCounts, writeReplayParquet } = await loadInternals();
-  await loadFlowsOrThrow(spec.flowsDir, createOpRegistry(BUILTIN_OPS));
-  const filter = { sinceUs: null, untilUs: null, shard: null };
-  const reader = await openStoreReader(spec.store);
-  let total: number;
-  try {
-    total = await countDeliveries(reader, filter);
-  } finally {
-    reader.close();
-  }
-  emit('counted', { total });
-  const staging = storePaths.replayStaging(spec.store, spec.id);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(join(staging, 'parts'), { recursive: true });
-  const workers = spec.concurrency;
-  const specs: PartitionSpec[] = Array.from({ length: workers }, (_, w) => ({
-    store: spec.store,
-    flowsDir: spec.flowsDir,
-    opsModules: [],
-    opsBaseDir: process.cwd(),
-    filter: { ...filter, shard: workers === 1 ? null : { index: w, of: workers } },
-    mode: 'dry-run',
-    flowModes: {},
-    seed: 0,
-    timings: true,
-    upstreams: {},
-    liveReads: false,
-    redeliver: null,
-    tempDir: join(staging, `tmp-${w}`),
-    memoryLimit: spec.workerMemory,
-    out: {
-      flowRuns: join(staging, 'parts', `flow_runs-${w}.ndjson`),
-      nodeRuns: join(staging, 'parts', `node_runs-${w}.ndjson`),
-      redeliveries: join(staging, 'parts', `redeliveries-${w}.ndjson`),
-    },
-  }));
-  let done = 0;
-  let nextMark = Math.max(1, Math.round(total / 20));
-  const progress = (k: number) => {
-    if (done === 0 && k > 0) emit('first', {});
-    done += k;
-    if (done >= nextMark) {
-      emit('progress', { done });
-      nextMark += Math.max(1, Math.round(total / 20));
-    }
-  };
-  try {
-    const results = workers === 1 ? [await runPartition(specs[0]!, progress)] : await Promise.all(specs.map((s) => runInWorker(s, progress)));
-    emit('streamed', { done });
-    const tStreamed = performance.now();
-    const counts = results.reduce(addCounts, emptyCounts());
-    const partsBytes = specs.reduce((n, s) => n + statSync(s.out.flowRuns).size + statSync(s.out.nodeRuns).size, 0);
-    // replay()'s final COPY runs under memory_limit 256MB; when it fails, it is tried again under
-    // `copyRetryMemory` (when given) so the run still yields the COPY's time and memory.
-    const copyAttempts: { memoryLimit: string; seconds: number; error: string | null; flowRunsWritten: boolean }[] = [];
-    for (const memoryLimit of ['256MB', ...(spec.copyRetryMemory ? [spec.copyRetryMemory] : [])]) {
-      await rm(join(staging, 'flow_runs.parquet'), { force: true });
-      await rm(join(staging, 'node_runs.parquet'), { force: true });
-      const db = await DuckDBInstance.create(':memory:', { memory_limit: memoryLimit, temp_directory: join(staging, 'tmp-copy') });
-      const conn = await db.connect();
-      const tCopy = performance.now();
-      let error: string | null = null;
-      try {
-        await writeReplayParquet(
-          conn,
-          { flowRuns: specs.map((s) => s.out.flowRuns), nodeRuns: specs.map((s) => s.out.nodeRuns), redeliveries: specs.map((s) => s.out.redeliveries) },
-          { flowRuns: join(staging, 'flow_runs.parquet'), nodeRuns: join(staging, 'node_runs.parquet'), redeliveries: null },
-        );
-      } catch (err) {
-        error = (err as Error).message.split('\n')[0]!;
-      } finally {
-        conn.closeSync();
-        db.closeSync();
-        await rm(join(staging, 'tmp-copy'), { recursive: true, force: true });
-      }
-      const flowRunsWritten = statSync(join(staging, 'flow_runs.parquet'), { throwIfNoEntry: false }) !== undefined;
-      copyAttempts.push({ memoryLimit, seconds: (performance.now() - tCopy) / 1000, error, flowRunsWritten });
-      emit(error ? 'copy-failed' : 'copied', { memoryLimit, error });
-      if (!error) break;
-    }
-    const copied = copyAttempts.find((a) => a.error === null) ?? null;
-    const failedCopySeconds = copyAttempts.filter((a) => a.error !== null).reduce((n, a) => n + a.seconds, 0);
-    const copySeconds = copied?.seconds ?? null;
-    const output = copied
-      ? { flowRunsBytes: statSync(join(staging, 'flow_runs.parquet')).size, nodeRunsBytes: statSync(join(staging, 'node_runs.parquet')).size, ndjsonPartsBytes: partsBytes }
-      : { flowRunsBytes: 0, nodeRunsBytes: 0, ndjsonPartsBytes: partsBytes };
-    return {
-      deliveries: counts.deliveries,
-      runs: counts.runs,
-      nodeRuns: counts.node_runs,
-      intents: counts.intents,
-      errors: counts.errors,
-      runsByStatus: counts.runs_by_status,
-      workers,
-      workerMemory: spec.workerMemory,
-      /** As replay() would take if its COPY had run under the memory that worked: failed COPY attempts left out. */
-      replaySeconds: (performance.now() - started) / 1000 - failedCopySeconds,
-      streamedSeconds: (tStreamed - started) / 1000,
-      copySeconds,
-      copyAttempts,
-      copyOkAt256MB: copyAttempts[0]?.error === null,
-      output,
-    };
-  } finally {
-    if (spec.cleanup) await rm(staging, { recursive: true, force: true });
-  }
-}
-
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as PhaseSpec;
   const started = performance.now();
@@ -330,7 +146,7 @@ async function main(): Promise<void> {
   let figures: Record<string, unknown>;
   let error: string | null = null;
   try {
-    figures = spec.kind === 'floor' ? await floor(spec) : spec.kind === 'replay' ? await replayPhase(spec) : await replayMemPhase(spec);
+    figures = spec.kind === 'floor' ? await floor(spec) : await replayPhase(spec);
   } catch (err) {
     figures = {};
     error = (err as Error).stack ?? String(err);

@@ -11,11 +11,6 @@
  *                dir): the read cost inside replay-1 (diagnostic, opt-in)
  *   replay-2     replay({ store, flowsDir, concurrency: 2, timings: true })
  *   replay-1     the same with concurrency 1
- *   replay-N-mem diagnostic, opt-in, for the replayer as of 8b3b4aa-9377d93 (it wires replayer/partition.ts,
- *                removed in ba4082f): replay()'s parts wired as replay() wires them, with the workers' DuckDB
- *                memory_limit raised (--worker-memory-total) and the final COPY retried under
- *                --copy-retry-memory when it fails under replay()'s 256MB, so a replay() that cannot finish
- *                still yields its throughput
  *
  * Each phase runs alone in its own child process (bench/replay/child.ts), so its peak RSS
  * (getrusage maxRSS, which counts every thread: DuckDB's and the replay's worker threads) and its CPU
@@ -48,19 +43,15 @@ const HELP = `Replay benchmark.
   --seed N          generator seed                             (default 42)
   --store DIR       store directory (default ${join(tmpdir(), 'hookshadow-replay-bench')}/store-<count>-seed<seed>)
   --flows-dir DIR   where the flows are written                (default <store>/../flows)
-  --phases LIST     comma-separated, in order: floor, floor-worker, replay-2, replay-1, replay-2-mem, replay-1-mem
+  --phases LIST     comma-separated, in order: floor, floor-worker, replay-2, replay-1
                                                                (default floor,replay-2,replay-1)
-  --worker-memory-total SIZE  replay-N-mem: DuckDB memory_limit shared by the N workers, in MB or GB
-                                                               (default 12GB: 6GB each for 2 workers)
-  --copy-retry-memory SIZE    replay-N-mem: when the final COPY fails under replay()'s 256MB, retry it under
-                              this memory_limit ('none': no retry)  (default 4GB)
   --sample-ms N     RSS / staging-size sampling interval       (default 250)
   --no-effects      store without the legacy bot's effects (only deliveries and reads)
   --durable-store   write the store's WAL with O_DSYNC, as the recorder does
   --keep-replays    keep the replay directories in the store (default: removed once measured)
   --out FILE        JSON output                                (default bench/out/replay.json)`;
 
-const PHASES = ['floor', 'floor-worker', 'replay-2', 'replay-1', 'replay-2-mem', 'replay-1-mem'] as const;
+const PHASES = ['floor', 'floor-worker', 'replay-2', 'replay-1'] as const;
 type PhaseName = (typeof PHASES)[number];
 
 function parseArgs(argv: string[]) {
@@ -84,14 +75,9 @@ function parseArgs(argv: string[]) {
   for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`unknown phase ${p}; use ${PHASES.join(',')}`);
   const sampleMs = Number(flags.get('sample-ms') ?? 250);
   if (!Number.isFinite(sampleMs) || sampleMs < 10) throw new Error('--sample-ms expects a number ≥ 10');
-  const memRaw = flags.get('worker-memory-total') ?? '12GB';
-  const mem = /^(\d+(?:\.\d+)?)\s*(MB|GB)$/i.exec(memRaw);
-  if (!mem) throw new Error(`--worker-memory-total expects e.g. 12GB or 4096MB, got ${JSON.stringify(memRaw)}`);
   return {
     count,
     seed,
-    copyRetryMemory: (flags.get('copy-retry-memory') ?? '4GB') === 'none' ? null : (flags.get('copy-retry-memory') ?? '4GB'),
-    workerMemoryTotalMB: Math.round(Number(mem[1]) * (mem[2]!.toUpperCase() === 'GB' ? 1000 : 1)),
     store,
     flowsDir: flags.get('flows-dir') ?? join(dirname(store), 'flows'),
     phases: phases as PhaseName[],
@@ -373,10 +359,7 @@ function summarize(run: PhaseRun, nproc: number) {
   });
   // Throughput: floor = deliveries over open + query + stream; replay = deliveries over replay()'s own seconds
   // (flows, count, workers, streaming, final COPY and rename: the whole command minus process start-up).
-  // replay-N-mem: the same, leaving out COPY attempts that failed; when every COPY attempt failed, up to the
-  // end of streaming only (basis 'streamed').
-  const copyFailedEverywhere = run.spec.kind === 'replay-mem' && Array.isArray(f.copyAttempts) && !(f.copyAttempts as { error: string | null }[]).some((a) => a.error === null);
-  const seconds = run.spec.kind === 'floor' ? (end ?? NaN) : copyFailedEverywhere ? Number(f.streamedSeconds ?? NaN) : Number(f.replaySeconds ?? NaN);
+  const seconds = run.spec.kind === 'floor' ? (end ?? NaN) : Number(f.replaySeconds ?? NaN);
   const failedDuring = failing >= 0 ? sub[failing]!.name : null;
   const failedAfter = failedDuring ? round((end ?? NaN) - (marks.find((m) => m.name === failedDuring)?.from ?? NaN), 1) : null;
   const streamSeconds = run.spec.kind === 'floor' ? (end ?? NaN) - (at('first') ?? NaN) : (at('streamed') ?? NaN) - (at('first') ?? NaN);
@@ -396,7 +379,7 @@ function summarize(run: PhaseRun, nproc: number) {
     /** The part of the phase that was running when it failed, and how long it had run. */
     failedDuring,
     failedAfterSeconds: failedAfter,
-    secondsBasis: run.spec.kind === 'floor' ? 'open to last delivery' : copyFailedEverywhere ? 'start to last delivery streamed (every final COPY attempt failed)' : 'replay() seconds (failed COPY attempts left out)',
+    secondsBasis: run.spec.kind === 'floor' ? 'open to last delivery' : 'replay() seconds',
     copyAttempts: (f.copyAttempts ?? null) as { memoryLimit: string; seconds: number; error: string | null; flowRunsWritten: boolean }[] | null,
     deliveries,
     seconds: round(seconds, 2),
@@ -490,9 +473,7 @@ async function main(): Promise<void> {
       const id = `bench-${name}-${stamp}`;
       const concurrency = name.startsWith('replay-2') ? 2 : 1;
       staging = storePaths.replayStaging(opts.store, id);
-      spec = name.endsWith('-mem')
-        ? { kind: 'replay-mem', name, store: opts.store, flowsDir: opts.flowsDir, concurrency, id, workerMemory: `${Math.floor(opts.workerMemoryTotalMB / concurrency)}MB`, copyRetryMemory: opts.copyRetryMemory, cleanup: !opts.keepReplays }
-        : { kind: 'replay', name, store: opts.store, flowsDir: opts.flowsDir, concurrency, id, cleanup: !opts.keepReplays };
+      spec = { kind: 'replay', name, store: opts.store, flowsDir: opts.flowsDir, concurrency, id, cleanup: !opts.keepReplays };
     }
     console.log(`  ${name} ... (load average ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
     const run = await runChild(name, spec, opts, { staging, spill, cwd });
@@ -568,14 +549,10 @@ async function main(): Promise<void> {
     /** Each phase's deliveries/s over the floor's (null when either failed). */
     overFloor: Object.fromEntries(phases.filter((p) => p.name !== 'floor').map((p) => [p.name, over(p.ok ? p : null, floor)])),
     replay2OverReplay1: over(byName('replay-2'), byName('replay-1')),
-    replay2MemOverReplay1Mem: over(byName('replay-2-mem'), byName('replay-1-mem')),
-    replay1MemOverFloorWorker: over(byName('replay-1-mem'), floorWorker),
   };
   console.log('');
   for (const [name, r] of Object.entries(comparisons.overFloor)) console.log(`${name.padEnd(14)} / floor        ${r ?? `— (${name} failed)`}`);
   if (comparisons.replay2OverReplay1 !== null) console.log(`replay-2 / replay-1            ${comparisons.replay2OverReplay1}`);
-  if (comparisons.replay2MemOverReplay1Mem !== null) console.log(`replay-2-mem / replay-1-mem    ${comparisons.replay2MemOverReplay1Mem}`);
-  if (comparisons.replay1MemOverFloorWorker !== null) console.log(`replay-1-mem / floor-worker    ${comparisons.replay1MemOverFloorWorker}`);
 
   const report = {
     benchmark: 'replay',
