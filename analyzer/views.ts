@@ -1,0 +1,158 @@
+import { access, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DIVERGENCE_COLUMNS } from '../core/divergence-schema.js';
+import { FLOW_RUN_COLUMNS, NODE_RUN_COLUMNS, type ReplayColumn } from '../core/replay-schema.js';
+import { TABLES } from '../core/capture-schema.js';
+import { sqlIdent, sqlString } from '../core/sql.js';
+import { storePaths } from '../core/store/layout.js';
+import { openStoreReader, viewSql, type StoreReader } from '../core/store/reader.js';
+import { listReplays, resolveReplayId } from '../replayer/replays.js';
+
+/**
+ * The analysis views: the capture store's tables, one replay's outputs, and the
+ * summaries built on them. `hookshadow sql`, notebooks, `analyze` and `serve` all
+ * query these, and `hookshadow sql --print-views` prints the same statements for any
+ * DuckDB client. specs/divergence.md § Views documents each one.
+ */
+export const VIEW_NAMES = [
+  'deliveries',
+  'effects',
+  'exchanges',
+  'flow_runs',
+  'node_runs',
+  'intents',
+  'divergences',
+  'daily_summary',
+  'daily_flow_summary',
+  'daily_event_summary',
+] as const;
+
+export interface ViewStatement {
+  name: string;
+  sql: string;
+}
+
+export const replayFiles = (store: string, id: string) => ({
+  flowRuns: join(storePaths.replay(store, id), 'flow_runs.parquet'),
+  nodeRuns: join(storePaths.replay(store, id), 'node_runs.parquet'),
+  divergences: join(storePaths.replay(store, id), 'divergences.parquet'),
+  analysis: join(storePaths.replay(store, id), 'analysis.json'),
+});
+
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+function emptyView(name: string, cols: ReplayColumn[]): string {
+  return `CREATE OR REPLACE VIEW ${sqlIdent(name)} AS SELECT ${cols.map((c) => `NULL::${c.type} AS ${sqlIdent(c.name)}`).join(', ')} WHERE false`;
+}
+
+function fileView(name: string, file: string): string {
+  return `CREATE OR REPLACE VIEW ${sqlIdent(name)} AS SELECT * FROM read_parquet(${sqlString(file)})`;
+}
+
+// A run is divergent when any row about it is a difference no rule expected.
+const DIVERGENT_RUNS = `SELECT DISTINCT run_id FROM divergences WHERE class <> 'match' AND expected_by IS NULL AND run_id IS NOT NULL`;
+
+const DERIVED: ViewStatement[] = [
+  {
+    name: 'intents',
+    sql: `CREATE OR REPLACE VIEW intents AS
+SELECT run_id, delivery_id, flow, node_id, seq, iteration, op, status,
+       intent->>'kind' AS kind, intent->>'target' AS target, intent->'args' AS args, intent->'request' AS request
+FROM node_runs WHERE intent IS NOT NULL`,
+  },
+  {
+    name: 'daily_summary',
+    sql: `CREATE OR REPLACE VIEW daily_summary AS
+WITH d AS (SELECT received_at::DATE AS day, count(*) AS deliveries FROM deliveries WHERE rejected IS NULL GROUP BY 1),
+     bad AS (${DIVERGENT_RUNS}),
+     r AS (SELECT fr.received_at::DATE AS day, count(DISTINCT fr.delivery_id) AS deliveries_with_flow, count(*) AS flow_runs,
+                  count(bad.run_id) AS divergent_runs
+           FROM flow_runs fr LEFT JOIN bad USING (run_id) GROUP BY 1)
+SELECT coalesce(d.day, r.day) AS day, coalesce(d.deliveries, 0) AS deliveries, coalesce(r.deliveries_with_flow, 0) AS deliveries_with_flow,
+       coalesce(r.flow_runs, 0) AS flow_runs, coalesce(r.divergent_runs, 0) AS divergent_runs,
+       coalesce(r.divergent_runs / nullif(r.flow_runs, 0), 0)::DOUBLE AS divergence_rate
+FROM d FULL JOIN r ON d.day = r.day ORDER BY day`,
+  },
+  {
+    name: 'daily_flow_summary',
+    sql: `CREATE OR REPLACE VIEW daily_flow_summary AS
+WITH bad AS (${DIVERGENT_RUNS})
+SELECT fr.received_at::DATE AS day, fr.flow, count(*) AS flow_runs, count(bad.run_id) AS divergent_runs,
+       (count(bad.run_id) / count(*))::DOUBLE AS divergence_rate
+FROM flow_runs fr LEFT JOIN bad USING (run_id) GROUP BY 1, 2 ORDER BY 1, 2`,
+  },
+  {
+    name: 'daily_event_summary',
+    sql: `CREATE OR REPLACE VIEW daily_event_summary AS
+WITH d AS (SELECT received_at::DATE AS day, event, action, count(*) AS deliveries FROM deliveries WHERE rejected IS NULL GROUP BY ALL),
+     bad AS (${DIVERGENT_RUNS}),
+     r AS (SELECT fr.received_at::DATE AS day, fr.event, fr.action, count(DISTINCT fr.delivery_id) AS deliveries_with_flow,
+                  count(*) AS flow_runs, count(bad.run_id) AS divergent_runs
+           FROM flow_runs fr LEFT JOIN bad USING (run_id) GROUP BY ALL)
+SELECT d.day, d.event, d.action, d.deliveries, coalesce(r.deliveries_with_flow, 0) AS deliveries_with_flow,
+       coalesce(r.flow_runs, 0) AS flow_runs, coalesce(r.divergent_runs, 0) AS divergent_runs,
+       coalesce(r.divergent_runs / nullif(r.flow_runs, 0), 0)::DOUBLE AS divergence_rate
+FROM d LEFT JOIN r ON d.day = r.day AND d.event IS NOT DISTINCT FROM r.event AND d.action IS NOT DISTINCT FROM r.action
+ORDER BY 1, 2, 3`,
+  },
+];
+
+/**
+ * The CREATE VIEW statements for a store and (optionally) one replay, in dependency
+ * order. Tables with no files yet, or a replay without divergences, get empty views
+ * with the right columns, so every query runs on every store.
+ */
+export async function analysisViews(store: string, replayId: string | null): Promise<ViewStatement[]> {
+  const out: ViewStatement[] = [];
+  for (const table of TABLES) {
+    const files = await hasParquet(store, table);
+    out.push({ name: table, sql: viewSql(store, table, files) });
+  }
+  const files = replayId ? replayFiles(store, replayId) : null;
+  out.push({ name: 'flow_runs', sql: files ? fileView('flow_runs', files.flowRuns) : emptyView('flow_runs', FLOW_RUN_COLUMNS) });
+  out.push({ name: 'node_runs', sql: files ? fileView('node_runs', files.nodeRuns) : emptyView('node_runs', NODE_RUN_COLUMNS) });
+  out.push({
+    name: 'divergences',
+    sql: files && (await exists(files.divergences)) ? fileView('divergences', files.divergences) : emptyView('divergences', DIVERGENCE_COLUMNS),
+  });
+  out.push(...DERIVED);
+  return out;
+}
+
+async function hasParquet(store: string, table: (typeof TABLES)[number]): Promise<boolean> {
+  const dir = storePaths.table(store, table);
+  for (const partition of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (!partition.isDirectory()) continue;
+    const files = await readdir(join(dir, partition.name)).catch(() => [] as string[]);
+    if (files.some((f) => f.endsWith('.parquet'))) return true;
+  }
+  return false;
+}
+
+export interface AnalysisReader extends StoreReader {
+  /** The replay whose outputs the replay views show, or null (the store has none, or none was asked for). */
+  readonly replayId: string | null;
+}
+
+/**
+ * Opens the store with every analysis view. `replay`: an id, `latest`, or undefined for
+ * the latest replay when there is one (no error when the store has none).
+ */
+export async function openAnalysisReader(store: string, replay?: string): Promise<AnalysisReader> {
+  const reader = await openStoreReader(store);
+  try {
+    const replayId = replay !== undefined ? await resolveReplayId(store, replay) : ((await listReplays(store))[0]?.replay_id ?? null);
+    for (const view of await analysisViews(store, replayId)) {
+      if (TABLES.includes(view.name as never)) continue; // openStoreReader made these, after checking each file
+      await reader.conn.run(view.sql);
+    }
+    return Object.assign(reader, { replayId });
+  } catch (err) {
+    reader.close();
+    throw err;
+  }
+}
