@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { Ajv } from 'ajv';
 import { HsError, type ErrorCode } from '../../core/errors.js';
+import { closest, parseYamlSource, schemaProblems, type YamlPath } from '../../core/yaml-source.js';
 import type { EffectClass } from '../../core/effects.js';
 import { describeArgErrors, type OpRegistry } from '../ops/registry.js';
 import { effectClassOf, type OpDefinition } from '../ops/types.js';
@@ -12,81 +12,13 @@ import { formatProblem, type CompiledFlow, type CompiledNode, type CompiledTrigg
 import { FLOW_SCHEMA } from './schema.js';
 import { compileValue, expressionsIn } from './values.js';
 
-type Path = (string | number)[];
+type Path = YamlPath;
 
 const validateFlowShape = new Ajv({ allErrors: true, strict: false }).compile(FLOW_SCHEMA);
-
-/** Positions inside one YAML file: a path of keys/indexes to line:col. */
-class Locator {
-  constructor(
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
-  ) {}
-
-  /** The node at `path` (or its key when `key` is true); falls back to the nearest existing ancestor. */
-  private find(path: Path, key: boolean): YamlNode | null {
-    let node: unknown = this.doc.contents;
-    let keyNode: unknown = null;
-    for (const seg of path) {
-      if (isMap(node)) {
-        const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === seg);
-        if (!pair) break;
-        keyNode = pair.key;
-        node = pair.value;
-      } else if (isSeq(node) && typeof seg === 'number' && node.items[seg]) {
-        keyNode = null;
-        node = node.items[seg];
-      } else break;
-    }
-    return ((key && keyNode) || node) as YamlNode | null;
-  }
-
-  at(path: Path, opts: { key?: boolean; offset?: number } = {}): { line: number; col: number } {
-    const node = this.find(path, opts.key ?? false);
-    let start = node?.range?.[0] ?? 0;
-    if (opts.offset && isScalar(node) && typeof node.value === 'string' && !node.value.includes('\n')) {
-      const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
-      start += (quoted ? 1 : 0) + opts.offset;
-    }
-    const pos = this.lines.linePos(start);
-    return { line: pos.line, col: pos.col };
-  }
-}
 
 function list(value: unknown): string[] | null {
   if (value === undefined) return null;
   return Array.isArray(value) ? (value as string[]) : [value as string];
-}
-
-function closest(name: string, candidates: Iterable<string>): string | null {
-  let best: string | null = null;
-  let bestScore = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(name, c);
-    if (d < bestScore) [best, bestScore] = [c, d];
-  }
-  return best !== null && bestScore <= Math.max(2, Math.floor(name.length / 4)) ? best : null;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
-function ajvPath(e: ErrorObject): Path {
-  return e.instancePath
-    .split('/')
-    .slice(1)
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s.replaceAll('~1', '/').replaceAll('~0', '~')));
 }
 
 /**
@@ -95,36 +27,21 @@ function ajvPath(e: ErrorObject): Path {
  */
 export function compileFlow(text: string, file: string, ops: OpRegistry, problems: FlowProblem[]): CompiledFlow | null {
   const before = problems.length;
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const report = (code: ErrorCode, message: string, at: { line: number; col: number }) => problems.push({ file, ...at, code, message });
 
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
-      const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-      report('HS_ERR_FLOW_YAML', e.message.split('\n')[0]!, { line: pos.line, col: pos.col });
-    }
+  const parsed = parseYamlSource(text);
+  if (!parsed.ok) {
+    for (const e of parsed.errors) report('HS_ERR_FLOW_YAML', e.message, e);
     return null;
   }
-  const loc = new Locator(doc, lines);
-  const raw = doc.toJS() as Record<string, any> | null;
+  const loc = parsed.loc;
+  const raw = parsed.value as Record<string, any> | null;
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     report('HS_ERR_FLOW_INVALID', 'a flow file must be a mapping with name, on and nodes', { line: 1, col: 1 });
     return null;
   }
   if (!validateFlowShape(raw)) {
-    for (const e of validateFlowShape.errors ?? []) {
-      if (e.keyword === 'anyOf') continue;
-      const path = ajvPath(e);
-      if (e.keyword === 'additionalProperties') {
-        const key = (e.params as { additionalProperty: string }).additionalProperty;
-        report('HS_ERR_FLOW_INVALID', `unknown key "${key}"${path.length ? ` in ${path.join('.')}` : ''}`, loc.at([...path, key], { key: true }));
-      } else if (e.keyword === 'required') {
-        report('HS_ERR_FLOW_INVALID', `missing "${(e.params as { missingProperty: string }).missingProperty}"${path.length ? ` in ${path.join('.')}` : ''}`, loc.at(path));
-      } else {
-        report('HS_ERR_FLOW_INVALID', `${path.join('.') || 'flow'} ${e.message}`, loc.at(path));
-      }
-    }
+    for (const p of schemaProblems(validateFlowShape, loc, 'flow')) report('HS_ERR_FLOW_INVALID', p.message, p);
     return null;
   }
 
