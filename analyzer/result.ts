@@ -18,8 +18,10 @@ export interface AnalysisResult {
   by_flow: FlowSummary[];
   /** The worst offenders among unexpected divergences, most frequent first (at most 10 each). */
   worst: { kinds: Ranked[]; targets: Ranked[]; flows: Ranked[] };
-  /** Every delivery with at least one divergence (expected or not), in receive order; `match` rows left out. */
+  /** Deliveries with at least one divergence (expected or not), in receive order, `match` rows left out; at most `--limit`. */
   deliveries: DivergentDelivery[];
+  /** How many such deliveries there are in all (more than `deliveries.length` when the list was cut). */
+  deliveries_total: number;
   /** Legacy effects tied to no delivery, reported apart. */
   unattributed: Divergence[];
   rules: RuleReport;

@@ -83,6 +83,8 @@ export interface ReplayManifest {
   /** Dry-run reads came from live upstreams, not the recordings: such a replay is not reproducible. */
   live_reads: boolean;
   seed: number;
+  /** Runs' clock minus received_at, in microseconds (0 unless perturbed for noise detection). */
+  clock_skew_us: number;
   filters: { since: string | null; until: string | null; shard: string | null };
   counts: ReplayCounts;
   started_at: string;

@@ -38,6 +38,8 @@ export interface ReplayOptions {
   /** 1-based: `{ k: 2, n: 4 }` is the second of four shards. */
   shard?: { k: number; n: number } | null;
   seed?: number;
+  /** Shift every run's clock (`now`, timestamps) by this many microseconds from received_at; default 0. */
+  clockSkewUs?: number;
   /** Record measured durations; without them two replays write byte-identical files. */
   timings?: boolean;
   upstreams?: Record<string, UpstreamConfig>;
@@ -215,6 +217,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       mode,
       flowModes,
       seed: opts.seed ?? 0,
+      clockSkewUs: opts.clockSkewUs ?? 0,
       timings: opts.timings ?? true,
       upstreams,
       liveReads: opts.liveReads ?? false,
@@ -274,6 +277,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       flow_modes: flowModes,
       live_reads: opts.liveReads ?? false,
       seed: opts.seed ?? 0,
+      clock_skew_us: opts.clockSkewUs ?? 0,
       filters: {
         since: filter.sinceUs === null ? null : formatUs(filter.sinceUs),
         until: filter.untilUs === null ? null : formatUs(filter.untilUs),

@@ -19,6 +19,8 @@ export interface RunnerSpec {
   mode: Mode;
   flowModes: Record<string, Mode>;
   seed: number;
+  /** Added to each delivery's received_at to give the runs' clock (noise detection perturbs it). */
+  clockSkewUs: number;
   timings: boolean;
   /** For live flows, and for reads when `liveReads` is set. */
   upstreams: Record<string, UpstreamConfig>;
@@ -88,6 +90,7 @@ export async function createRunner(spec: RunnerSpec): Promise<Runner> {
           mode: spec.mode,
           flowModes: spec.flowModes,
           seed: spec.seed,
+          ...(spec.clockSkewUs ? { nowUs: (d: { received_at_us: number }) => d.received_at_us + spec.clockSkewUs } : {}),
           reads: recordedReads(stored.reads),
           echoes: recordedReads(stored.writes),
           capabilities,

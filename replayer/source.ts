@@ -1,5 +1,7 @@
 import type { Table } from '../core/capture-schema.js';
+import { parseIsoUs } from '../core/clock.js';
 import { parsePayload } from '../core/payload.js';
+import type { ReplayManifest } from '../core/replay-schema.js';
 import { sqlString } from '../core/sql.js';
 import { storePaths } from '../core/store/layout.js';
 import { openStoreReader, type StoreReader } from '../core/store/reader.js';
@@ -53,7 +55,8 @@ export function parseStored(s: StoredDelivery): { delivery: DeliveryInput; raw: 
  */
 export const SHARD_HASH_SQL = `('0x' || left(md5(delivery_id), 8))::UBIGINT`;
 
-function where(f: DeliveryFilter): { sql: string; params: unknown[] } {
+/** The WHERE clause selecting a replay's deliveries from the `deliveries` view; values are bound parameters. */
+export function deliveryWhere(f: DeliveryFilter): { sql: string; params: unknown[] } {
   // A rejected delivery (bad signature under the reject policy) never reached the legacy handler: nothing to compare.
   const clauses: string[] = ['rejected IS NULL'];
   const params: unknown[] = [];
@@ -69,8 +72,18 @@ function where(f: DeliveryFilter): { sql: string; params: unknown[] } {
   return { sql: `WHERE ${clauses.join(' AND ')}`, params };
 }
 
+/** The filter a replay ran with, from its manifest: the analyzer compares exactly those deliveries. */
+export function filterOfManifest(m: Pick<ReplayManifest, 'filters'>): DeliveryFilter {
+  const shard = m.filters.shard?.split('/').map(Number);
+  return {
+    sinceUs: m.filters.since ? parseIsoUs(m.filters.since) : null,
+    untilUs: m.filters.until ? parseIsoUs(m.filters.until) : null,
+    shard: shard ? { index: shard[0]! - 1, of: shard[1]! } : null,
+  };
+}
+
 export async function countDeliveries(reader: StoreReader, f: DeliveryFilter): Promise<number> {
-  const w = where(f);
+  const w = deliveryWhere(f);
   const [row] = await reader.query<{ n: string }>(`SELECT count(*)::VARCHAR AS n FROM deliveries ${w.sql}`, w.params);
   return Number(row?.n ?? 0);
 }
@@ -95,7 +108,7 @@ export async function* streamDeliveries(
   f: DeliveryFilter,
   opts: { windowSize?: number; lag?: CallLag } = {},
 ): AsyncGenerator<StoredDelivery> {
-  const w = where(f);
+  const w = deliveryWhere(f);
   const windows = await windowBounds(reader, w, opts.windowSize ?? WINDOW_DELIVERIES);
   if (windows.length === 0) return;
   const lag = opts.lag ?? (await callLag(reader, f));
@@ -218,7 +231,7 @@ export interface CallLag {
  * only widen the bounds, never lose a call.
  */
 export async function callLag(reader: StoreReader, f: DeliveryFilter): Promise<CallLag> {
-  const w = where(f);
+  const w = deliveryWhere(f);
   const [row] = await reader.query<{ lo: number | null; hi: number | null }>(
     `WITH d AS (SELECT hash(delivery_id) AS h, epoch_us(received_at) AS r FROM deliveries ${w.sql}),
           c AS (SELECT hash(delivery_id) AS h, epoch_us(observed_at) AS o FROM exchanges WHERE delivery_id IS NOT NULL

@@ -1,0 +1,205 @@
+import { rename, rm } from 'node:fs/promises';
+import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
+import { DIVERGENCE_COLUMNS, DIVERGENCE_FORMAT_VERSION, type Divergence } from '../core/divergence-schema.js';
+import { canonicalJson } from '../core/effects.js';
+import type { ReplayManifest } from '../core/replay-schema.js';
+import { sqlIdent, sqlString } from '../core/sql.js';
+import { syncFile } from '../core/store/layout.js';
+import { deliveryWhere, filterOfManifest } from '../replayer/source.js';
+import { compareDelivery, type DeliveryMeta, type FlowIntent, type FlowRunInfo, type LegacyEffect } from './match.js';
+import { expectedBy, type Rules } from './rules.js';
+import type { RouteMaps } from './routes.js';
+import type { AnalysisReader } from './views.js';
+
+/**
+ * Computes one replay's divergences (specs/divergence.md § Matching) and writes them
+ * to `replays/<id>/divergences.parquet`. One query streams, in delivery order, every
+ * delivery's legacy effects, intents and flow runs; the matcher turns each delivery's
+ * share into rows, which an appender collects in DuckDB (spilling to disk if it must)
+ * and one COPY writes out. Deliveries with neither effects nor runs never leave DuckDB.
+ */
+
+/** The working table: DIVERGENCE_COLUMNS, with JSON as text and the time in microseconds until the COPY. */
+export const WORK_TABLE = 'divergence_rows';
+
+export interface ComputeOptions {
+  manifest: ReplayManifest;
+  rules: Rules;
+  routes: RouteMaps;
+  onProgress?(deliveries: number): void;
+}
+
+export interface ComputeCounts {
+  deliveries: number;
+  legacy_effects: number;
+  intents: number;
+}
+
+export async function computeDivergences(reader: AnalysisReader, opts: ComputeOptions): Promise<ComputeCounts> {
+  const { conn } = reader;
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${WORK_TABLE} (${DIVERGENCE_COLUMNS.map((c) => `${sqlIdent(c.name === 'received_at' ? 'received_at_us' : c.name)} ${c.type === 'JSON' ? 'VARCHAR' : c.name === 'received_at' ? 'BIGINT' : c.type}`).join(', ')})`);
+  const appender = await conn.createAppender(WORK_TABLE, 'main', 'temp');
+  const counts: ComputeCounts = { deliveries: 0, legacy_effects: 0, intents: 0 };
+  const flowOrder = new Map(opts.manifest.flows.map((f, i) => [f.name, i]));
+  const filter = filterOfManifest(opts.manifest);
+  const w = deliveryWhere(filter);
+
+  const result = await conn.stream(
+    `WITH scope AS (SELECT delivery_id, epoch_us(received_at) AS r, source, event, action FROM deliveries ${w.sql}),
+     problems AS (SELECT run_id, arg_min(node_id, seq) AS node_id FROM node_runs WHERE status IN ('failed', 'no_recording', 'blocked') GROUP BY run_id),
+     parts AS (
+       SELECT delivery_id, 0 AS tag, epoch_us(observed_at) AS o1, 0 AS o2, effect_id AS id, upstream AS a, method AS b, path AS c, request_body AS d, request_body_encoding AS e
+         FROM effects WHERE delivery_id IS NOT NULL
+       UNION ALL
+       SELECT delivery_id, 1, seq, iteration, run_id, flow, node_id, NULL, intent::VARCHAR, NULL FROM node_runs WHERE intent IS NOT NULL
+       UNION ALL
+       SELECT fr.delivery_id, 2, 0, 0, fr.run_id, fr.flow, fr.status, fr.error, p.node_id, NULL FROM flow_runs fr LEFT JOIN problems p USING (run_id))
+     SELECT s.delivery_id, s.r::DOUBLE, s.source, s.event, s.action, parts.tag, parts.o2, parts.id, parts.a, parts.b, parts.c, parts.d, parts.e
+     FROM parts JOIN scope s USING (delivery_id)
+     ORDER BY s.r, s.delivery_id, parts.tag, parts.o1, parts.o2, parts.id`,
+    w.params as never,
+  );
+
+  let meta = null as DeliveryMeta | null;
+  let legacy: LegacyEffect[] = [];
+  let intents: FlowIntent[] = [];
+  let runs: FlowRunInfo[] = [];
+  const flush = () => {
+    if (!meta) return;
+    // Flows run independently; their intents compare in the order the flows load, then node order.
+    intents.sort((x, y) => (flowOrder.get(x.flow) ?? 0) - (flowOrder.get(y.flow) ?? 0));
+    for (const d of compareDelivery(meta, legacy, intents, runs, opts.rules)) appendRow(appender, d);
+    counts.deliveries++;
+    counts.legacy_effects += legacy.length;
+    counts.intents += intents.length;
+    if (counts.deliveries % 4096 === 0) opts.onProgress?.(counts.deliveries);
+    legacy = [];
+    intents = [];
+    runs = [];
+  };
+  type Row = [string, number, string | null, string | null, string | null, number, number, string, string, string, string | null, string | null, string | null];
+  for await (const rows of result.yieldRowsJs()) {
+    for (const [deliveryId, receivedUs, source, event, action, tag, o2, id, a, b, c, d, e] of rows as unknown as Row[]) {
+      if (meta?.delivery_id !== deliveryId) {
+        flush();
+        meta = { delivery_id: deliveryId, received_at_us: receivedUs, source, event, action };
+      }
+      if (tag === 0) legacy.push({ effect_id: id, ...opts.routes.map({ upstream: a, method: b, path: c!, body: parseBody(d, e) }) });
+      else if (tag === 1) {
+        const intent = JSON.parse(d!) as { kind: string; target: string; args: Record<string, unknown> };
+        intents.push({ run_id: id, flow: a, node_id: b, iteration: Number(o2), kind: intent.kind, target: intent.target, args: intent.args ?? {} });
+      } else runs.push({ run_id: id, flow: a, status: b, error: c, node_id: d });
+    }
+  }
+  flush();
+  // A split replay reports the calls tied to no delivery once, with its first shard.
+  if (!filter.shard || filter.shard.index === 0) await appendUnattributed(reader, appender, opts, filter);
+  appender.closeSync();
+  return counts;
+}
+
+/** A captured body as the route maps see it: parsed JSON, else the text (base64 for binary bodies). */
+function parseBody(text: string | null, encoding: string | null): unknown {
+  if (text === null) return null;
+  if (encoding !== 'utf8') return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function appendUnattributed(reader: AnalysisReader, appender: DuckDBAppender, opts: ComputeOptions, filter: ReturnType<typeof filterOfManifest>): Promise<void> {
+  const params: unknown[] = [];
+  const window: string[] = [];
+  if (filter.sinceUs !== null) window.push(`observed_at >= make_timestamp($${params.push(filter.sinceUs)}::BIGINT)`);
+  if (filter.untilUs !== null) window.push(`observed_at < make_timestamp($${params.push(filter.untilUs)}::BIGINT)`);
+  const rows = await reader.query<{ effect_id: string; o: number; upstream: string; method: string; path: string; body: string | null; enc: string | null }>(
+    `SELECT effect_id, epoch_us(observed_at)::DOUBLE AS o, upstream, method, path, request_body AS body, request_body_encoding AS enc
+     FROM effects e
+     WHERE (e.delivery_id IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.delivery_id = e.delivery_id))
+     ${window.length ? `AND ${window.join(' AND ')}` : ''}
+     ORDER BY observed_at, effect_id`,
+    params,
+  );
+  for (const r of rows) {
+    const mapped = opts.routes.map({ upstream: r.upstream, method: r.method, path: r.path, body: parseBody(r.body, r.enc) });
+    const d: Divergence = {
+      delivery_id: null,
+      received_at_us: r.o,
+      source: null,
+      event: null,
+      action: null,
+      class: 'unattributed',
+      flow: null,
+      node_id: null,
+      iteration: null,
+      run_id: null,
+      kind: mapped.kind,
+      target: mapped.target,
+      path: null,
+      legacy_value: mapped.args,
+      flow_value: undefined,
+      text_diff: null,
+      effect_id: r.effect_id,
+      route: mapped.route,
+      expected_by: null,
+    };
+    d.expected_by = expectedBy(opts.rules, d);
+    appendRow(appender, d);
+  }
+}
+
+const json = (v: unknown) => (v === undefined ? null : canonicalJson(v));
+
+function appendRow(a: DuckDBAppender, d: Divergence): void {
+  const text = (v: string | null) => (v === null ? a.appendNull() : a.appendVarchar(v));
+  text(d.delivery_id);
+  a.appendBigInt(BigInt(Math.round(d.received_at_us)));
+  text(d.source);
+  text(d.event);
+  text(d.action);
+  a.appendVarchar(d.class);
+  text(d.flow);
+  text(d.node_id);
+  if (d.iteration === null) a.appendNull();
+  else a.appendInteger(d.iteration);
+  text(d.run_id);
+  text(d.kind);
+  text(d.target);
+  text(d.path);
+  text(json(d.legacy_value));
+  text(json(d.flow_value));
+  text(d.text_diff);
+  text(d.effect_id);
+  text(d.route);
+  text(d.expected_by);
+  a.endRow();
+}
+
+/**
+ * Writes the working table to `target` as Parquet, atomically (a temporary file, synced,
+ * then renamed). `expectedBySql` may replace the expected_by column (noise exclusion).
+ */
+export async function writeDivergencesParquet(conn: DuckDBConnection, target: string, opts: { noiseTable?: string | null } = {}): Promise<void> {
+  const cols = DIVERGENCE_COLUMNS.map((c) => {
+    if (c.name === 'received_at') return `make_timestamp(d.received_at_us) AS received_at`;
+    if (c.name === 'expected_by' && opts.noiseTable) {
+      return `CASE WHEN d.expected_by IS NULL AND d.class = 'args_differ' AND n.kind IS NOT NULL THEN 'noise:' || d.kind || ':' || d.path ELSE d.expected_by END AS expected_by`;
+    }
+    return c.type === 'JSON' ? `d.${sqlIdent(c.name)}::JSON AS ${sqlIdent(c.name)}` : `d.${sqlIdent(c.name)}`;
+  });
+  const from = opts.noiseTable ? `${WORK_TABLE} d LEFT JOIN ${sqlIdent(opts.noiseTable)} n ON n.kind = d.kind AND n.path = d.path` : `${WORK_TABLE} d`;
+  const tmp = `${target}.${process.pid}.tmp`;
+  try {
+    await conn.run(
+      `COPY (SELECT ${cols.join(', ')} FROM ${from}) TO ${sqlString(tmp)}
+       (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384, KV_METADATA {hookshadow_divergence_format_version: '${DIVERGENCE_FORMAT_VERSION}'})`,
+    );
+    await syncFile(tmp);
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
