@@ -138,6 +138,11 @@ export interface AnalysisReader extends StoreReader {
   readonly replayId: string | null;
 }
 
+/** The replay the views show: the one named (or `latest`), or by default the latest if there is any. */
+export async function pickReplay(store: string, replay?: string): Promise<string | null> {
+  return replay !== undefined ? resolveReplayId(store, replay) : ((await listReplays(store))[0]?.replay_id ?? null);
+}
+
 /**
  * Opens the store with every analysis view. `replay`: an id, `latest`, or undefined for
  * the latest replay when there is one (no error when the store has none).
@@ -145,7 +150,7 @@ export interface AnalysisReader extends StoreReader {
 export async function openAnalysisReader(store: string, replay?: string): Promise<AnalysisReader> {
   const reader = await openStoreReader(store);
   try {
-    const replayId = replay !== undefined ? await resolveReplayId(store, replay) : ((await listReplays(store))[0]?.replay_id ?? null);
+    const replayId = await pickReplay(store, replay);
     for (const view of await analysisViews(store, replayId)) {
       if (TABLES.includes(view.name as never)) continue; // openStoreReader made these, after checking each file
       await reader.conn.run(view.sql);

@@ -2,11 +2,13 @@
 import { Command, CommanderError } from 'commander';
 import { isHsError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
+import { analyzeCommand } from './commands/analyze.js';
 import { demoCommand } from './commands/demo.js';
 import { flowsCommand } from './commands/flows.js';
 import { importCommand } from './commands/import.js';
 import { recordCommand } from './commands/record.js';
 import { replayCommand } from './commands/replay.js';
+import { sqlCommand } from './commands/sql.js';
 
 const program = new Command('hookshadow')
   .description('Record webhook deliveries and a legacy handler\'s side effects, replay flows over them, and diff the two.')
@@ -17,6 +19,8 @@ const program = new Command('hookshadow')
 program.addCommand(recordCommand());
 program.addCommand(importCommand());
 program.addCommand(replayCommand());
+program.addCommand(analyzeCommand());
+program.addCommand(sqlCommand());
 program.addCommand(flowsCommand());
 program.addCommand(demoCommand());
 // addCommand does not copy these settings to subcommands; usage errors must exit 2 everywhere.
