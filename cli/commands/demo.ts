@@ -9,6 +9,8 @@ import { generateDeliveries } from '../../fixtures/generator/deliveries.js';
 import { sendDeliveries } from '../../fixtures/generator/send.js';
 import { DEMO_SECRETS, startDemoStack } from '../../fixtures/stack.js';
 import { PACKAGE_ROOT } from '../../core/version.js';
+import { analyze } from '../../analyzer/analyze.js';
+import { renderText } from '../../analyzer/report/text.js';
 import { replay } from '../../replayer/replay.js';
 import { printReplayText, replayBreakdown } from '../replay-report.js';
 
@@ -124,13 +126,20 @@ export function demoCommand(): Command {
       // Then what the flows would have done with the same deliveries: a dry-run replay of the bundled flows.
       const flowsDir = join(PACKAGE_ROOT, 'fixtures', 'flows');
       const replayed = await replay({ store: flags.store, flowsDir, sinceUs: startedUs });
+      // And the audit: the replay's intents against what the legacy bot actually did.
+      const analysis = await analyze({ store: flags.store, replay: replayed.replay_id, limit: 20 });
       if (flags.format === 'json') {
         const { manifest: _manifest, ...rest } = replayed;
-        process.stdout.write(JSON.stringify({ ...summary, replay: rest }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...summary, replay: rest, analysis: { totals: analysis.totals, counts_by_class: analysis.counts_by_class, by_flow: analysis.by_flow } }, null, 2) + '\n');
       } else {
         process.stdout.write(`\nReplayed the flows in ${flowsDir} over these deliveries (dry-run: intents recorded, nothing sent):\n`);
         printReplayText(replayed, await replayBreakdown(replayed.dir));
-        process.stdout.write(`\nOne difference is deliberate (fixtures/flows/retry-agent.yaml): the flow re-adds agent-running on /retry; the legacy bot does not.\n`);
+        process.stdout.write(`\nCompared with what the legacy bot did (hookshadow analyze):\n`);
+        process.stdout.write(renderText(analysis));
+        process.stdout.write(
+          `\nThe divergence is deliberate (fixtures/flows/retry-agent.yaml): the flow re-adds agent-running on /retry; the legacy bot does not.\n` +
+            `Explore it: npx hookshadow sql "SELECT flow, node_id, kind, target, class FROM divergences WHERE class <> 'match'"\n`,
+        );
       }
     });
 }
