@@ -77,7 +77,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     intents = [];
     runs = [];
   };
-  type Row = [string, number, string | null, string | null, string | null, number, number, string, string, string, string | null, string | null, string | null];
+  type Row = [string, number, string | null, string | null, string | null, number, number | null, string, string, string, string | null, string | null, string | null];
   for await (const rows of result.yieldRowsJs()) {
     for (const [deliveryId, receivedUs, source, event, action, tag, o2, id, a, b, c, d, e] of rows as unknown as Row[]) {
       if (meta?.delivery_id !== deliveryId) {
@@ -87,7 +87,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
       if (tag === 0) legacy.push({ effect_id: id, ...opts.routes.map({ upstream: a, method: b, path: c!, body: parseBody(d, e) }) });
       else if (tag === 1) {
         const intent = JSON.parse(d!) as { kind: string; target: string; args: Record<string, unknown> };
-        intents.push({ run_id: id, flow: a, node_id: b, iteration: Number(o2), kind: intent.kind, target: intent.target, args: intent.args ?? {} });
+        intents.push({ run_id: id, flow: a, node_id: b, iteration: o2 === null ? null : Number(o2), kind: intent.kind, target: intent.target, args: intent.args ?? {} });
       } else runs.push({ run_id: id, flow: a, status: b, error: c, node_id: d });
     }
   }

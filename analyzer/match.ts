@@ -29,7 +29,8 @@ export interface FlowIntent extends Effect {
   run_id: string;
   flow: string;
   node_id: string;
-  iteration: number;
+  /** The foreach iteration, or null for a node that does not iterate. */
+  iteration: number | null;
 }
 
 /** A flow run of the delivery; `node_id` is the first node that failed or could not finish, if any. */

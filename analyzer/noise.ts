@@ -25,8 +25,9 @@ export async function measureNoise(
   const selfDiffers = new Map<string, number>();
   const result = await reader.conn.stream(
     `SELECT a.intent->>'kind', a.intent->>'target', (a.intent->'args')::VARCHAR, (b.intent->'args')::VARCHAR
-     FROM node_runs a JOIN read_parquet(${sqlString(opts.noiseReplay)}) b USING (delivery_id, flow, node_id, iteration)
-     WHERE a.intent IS NOT NULL AND b.intent IS NOT NULL AND a.intent->>'kind' = b.intent->>'kind'`,
+     FROM node_runs a JOIN read_parquet(${sqlString(opts.noiseReplay)}) b
+       ON a.delivery_id = b.delivery_id AND a.flow = b.flow AND a.node_id = b.node_id AND a.iteration IS NOT DISTINCT FROM b.iteration
+     WHERE a.intent IS NOT NULL AND b.intent IS NOT NULL AND (a.intent->>'kind') = (b.intent->>'kind')`,
   );
   for await (const rows of result.yieldRowsJs()) {
     for (const [kind, target, a, b] of rows as unknown as [string, string, string, string][]) {

@@ -6,6 +6,7 @@ import { analyzeCommand } from './commands/analyze.js';
 import { demoCommand } from './commands/demo.js';
 import { flowsCommand } from './commands/flows.js';
 import { importCommand } from './commands/import.js';
+import { notebookCommand } from './commands/notebook.js';
 import { recordCommand } from './commands/record.js';
 import { replayCommand } from './commands/replay.js';
 import { sqlCommand } from './commands/sql.js';
@@ -21,6 +22,7 @@ program.addCommand(importCommand());
 program.addCommand(replayCommand());
 program.addCommand(analyzeCommand());
 program.addCommand(sqlCommand());
+program.addCommand(notebookCommand());
 program.addCommand(flowsCommand());
 program.addCommand(demoCommand());
 // addCommand does not copy these settings to subcommands; usage errors must exit 2 everywhere.

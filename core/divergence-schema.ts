@@ -43,7 +43,7 @@ export interface Divergence {
   flow: string | null;
   /** The node whose intent this concerns. */
   node_id: string | null;
-  /** The foreach iteration of that node (0 otherwise). */
+  /** The foreach iteration of that node; null when it does not iterate. */
   iteration: number | null;
   run_id: string | null;
   kind: string | null;
