@@ -44,19 +44,31 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
   const filter = filterOfManifest(opts.manifest);
   const w = deliveryWhere(filter);
 
+  // A delivery id can repeat (a forge's redelivery keeps it): each instance gets the runs of
+  // its own receive time, and the effects observed from it until the next instance arrived.
   const result = await conn.stream(
-    `WITH scope AS (SELECT delivery_id, epoch_us(received_at) AS r, source, event, action FROM deliveries ${w.sql}),
+    `WITH instances AS (
+       SELECT delivery_id, received_at, rejected, epoch_us(received_at) AS r, source, event, action,
+              lag(epoch_us(received_at)) OVER w AS prev_r, lead(epoch_us(received_at)) OVER w AS next_r
+       FROM deliveries WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
+     scope AS (SELECT * FROM instances ${w.sql}),
+     runs AS (SELECT run_id, delivery_id, flow, status, error, epoch_us(received_at) AS r FROM flow_runs),
      problems AS (SELECT run_id, arg_min(node_id, seq) AS node_id FROM node_runs WHERE status IN ('failed', 'no_recording', 'blocked') GROUP BY run_id),
      parts AS (
-       SELECT delivery_id, 0 AS tag, epoch_us(observed_at) AS o1, 0 AS o2, effect_id AS id, upstream AS a, method AS b, path AS c, request_body AS d, request_body_encoding AS e
-         FROM effects WHERE delivery_id IS NOT NULL
+       SELECT s.delivery_id, s.r, 0 AS tag, epoch_us(e.observed_at) AS o1, NULL::INTEGER AS o2, e.effect_id AS id,
+              e.upstream AS a, e.method AS b, e.path AS c, e.request_body AS d, e.request_body_encoding AS e
+       FROM effects e JOIN scope s ON e.delivery_id = s.delivery_id
+        AND (s.prev_r IS NULL OR epoch_us(e.observed_at) >= s.r) AND (s.next_r IS NULL OR epoch_us(e.observed_at) < s.next_r)
        UNION ALL
-       SELECT delivery_id, 1, seq, iteration, run_id, flow, node_id, NULL, intent::VARCHAR, NULL FROM node_runs WHERE intent IS NOT NULL
+       SELECT s.delivery_id, s.r, 1, n.seq, n.iteration, n.run_id, n.flow, n.node_id, NULL, n.intent::VARCHAR, NULL
+       FROM node_runs n JOIN runs USING (run_id) JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r
+       WHERE n.intent IS NOT NULL
        UNION ALL
-       SELECT fr.delivery_id, 2, 0, 0, fr.run_id, fr.flow, fr.status, fr.error, p.node_id, NULL FROM flow_runs fr LEFT JOIN problems p USING (run_id))
-     SELECT s.delivery_id, s.r::DOUBLE, s.source, s.event, s.action, parts.tag, parts.o2, parts.id, parts.a, parts.b, parts.c, parts.d, parts.e
-     FROM parts JOIN scope s USING (delivery_id)
-     ORDER BY s.r, s.delivery_id, parts.tag, parts.o1, parts.o2, parts.id`,
+       SELECT s.delivery_id, s.r, 2, 0, NULL, runs.run_id, runs.flow, runs.status, runs.error, p.node_id, NULL
+       FROM runs JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r LEFT JOIN problems p USING (run_id))
+     SELECT p.delivery_id, p.r::DOUBLE, s.source, s.event, s.action, p.tag, p.o2, p.id, p.a, p.b, p.c, p.d, p.e
+     FROM parts p JOIN scope s ON s.delivery_id = p.delivery_id AND s.r = p.r
+     ORDER BY p.r, p.delivery_id, p.tag, p.o1, p.o2, p.id`,
     w.params as never,
   );
 
@@ -80,7 +92,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
   type Row = [string, number, string | null, string | null, string | null, number, number | null, string, string, string, string | null, string | null, string | null];
   for await (const rows of result.yieldRowsJs()) {
     for (const [deliveryId, receivedUs, source, event, action, tag, o2, id, a, b, c, d, e] of rows as unknown as Row[]) {
-      if (meta?.delivery_id !== deliveryId) {
+      if (meta?.delivery_id !== deliveryId || meta.received_at_us !== receivedUs) {
         flush();
         meta = { delivery_id: deliveryId, received_at_us: receivedUs, source, event, action };
       }

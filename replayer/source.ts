@@ -106,12 +106,13 @@ export const WINDOW_DELIVERIES = 1024;
 export async function* streamDeliveries(
   reader: StoreReader,
   f: DeliveryFilter,
-  opts: { windowSize?: number; lag?: CallLag } = {},
+  opts: { windowSize?: number; lag?: CallLag; repeated?: Map<string, number[]> } = {},
 ): AsyncGenerator<StoredDelivery> {
   const w = deliveryWhere(f);
   const windows = await windowBounds(reader, w, opts.windowSize ?? WINDOW_DELIVERIES);
   if (windows.length === 0) return;
   const lag = opts.lag ?? (await callLag(reader, f));
+  const repeated = opts.repeated ?? (await repeatedDeliveries(reader));
   // Each window query names only the files whose time range overlaps it: with hundreds of files,
   // opening every one per window would make the replay quadratic in the store's size.
   const spans = {
@@ -126,22 +127,22 @@ export async function* streamDeliveries(
     const deliveries = overlapping(spans.deliveries, lo, hi);
     if (!deliveries) continue;
     const params = [...w.params, lo, hi, lo + lag.min, hi + lag.max];
-    const byDelivery = new Map<string, { reads: RecordedExchange[]; writes: RecordedExchange[] }>();
+    const byDelivery = new Map<string, { reads: (RecordedExchange & { o: number })[]; writes: (RecordedExchange & { o: number })[] }>();
     const calls = (table: 'exchanges' | 'effects', kind: 'r' | 'w'): string | null => {
       const files = lag.any ? overlapping(spans[table], lo + lag.min, hi + lag.max + 1) : null;
       return files
-        ? `SELECT delivery_id, '${kind}' AS kind, upstream, method, path, response_status, response_body, observed_at FROM ${files}
+        ? `SELECT delivery_id, '${kind}' AS kind, upstream, method, path, response_status, response_body, epoch_us(observed_at)::DOUBLE AS o FROM ${files}
            WHERE observed_at >= make_timestamp($${n + 3}::BIGINT) AND observed_at <= make_timestamp($${n + 4}::BIGINT)
              AND delivery_id IN (SELECT delivery_id FROM ${deliveries} ${inWindow})`
         : null;
     };
     const parts = [calls('exchanges', 'r'), calls('effects', 'w')].filter((q): q is string => q !== null);
     if (parts.length > 0) {
-      const rows = await reader.conn.runAndReadAll(`${parts.join(' UNION ALL ')} ORDER BY observed_at`, params as never);
-      for (const [id, kind, upstream, method, path, status, body] of rows.getRowsJS() as [string, string, string, string, string, number | null, string | null][]) {
+      const rows = await reader.conn.runAndReadAll(`${parts.join(' UNION ALL ')} ORDER BY o`, params as never);
+      for (const [id, kind, upstream, method, path, status, body, o] of rows.getRowsJS() as [string, string, string, string, string, number | null, string | null, number][]) {
         let entry = byDelivery.get(id);
         if (!entry) byDelivery.set(id, (entry = { reads: [], writes: [] }));
-        (kind === 'r' ? entry.reads : entry.writes).push({ upstream, method, path, response_status: status, response_body: body });
+        (kind === 'r' ? entry.reads : entry.writes).push({ upstream, method, path, response_status: status, response_body: body, o });
       }
     }
     const result = await reader.conn.stream(
@@ -156,6 +157,9 @@ export async function* streamDeliveries(
           string, string, string | null, string | null, number, string | null, string | null, string, string | null, string | null,
         ];
         const recorded = byDelivery.get(id);
+        const times = repeated.get(id);
+        const own = (calls: (RecordedExchange & { o: number })[] | undefined) =>
+          (calls ?? []).filter((c) => ownsCall(times, receivedAtUs, c.o)).map(({ o: _o, ...call }) => call);
         yield {
           delivery_id: id,
           source,
@@ -167,8 +171,8 @@ export async function* streamDeliveries(
           body_encoding: encoding,
           content_type: contentType,
           repository,
-          reads: recorded?.reads ?? [],
-          writes: recorded?.writes ?? [],
+          reads: own(recorded?.reads),
+          writes: own(recorded?.writes),
         };
       }
     }
@@ -232,14 +236,42 @@ export interface CallLag {
  */
 export async function callLag(reader: StoreReader, f: DeliveryFilter): Promise<CallLag> {
   const w = deliveryWhere(f);
+  // With a repeated delivery id, a call is measured against its own instance (see `ownsCall`).
   const [row] = await reader.query<{ lo: number | null; hi: number | null }>(
-    `WITH d AS (SELECT hash(delivery_id) AS h, epoch_us(received_at) AS r FROM deliveries ${w.sql}),
+    `WITH i AS (SELECT hash(delivery_id) AS h, epoch_us(received_at) AS r, rejected, received_at, delivery_id,
+                       lag(epoch_us(received_at)) OVER w AS pr, lead(epoch_us(received_at)) OVER w AS nr
+                FROM deliveries WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
+          d AS (SELECT h, r, pr, nr FROM i ${w.sql}),
           c AS (SELECT hash(delivery_id) AS h, epoch_us(observed_at) AS o FROM exchanges WHERE delivery_id IS NOT NULL
                 UNION ALL SELECT hash(delivery_id), epoch_us(observed_at) FROM effects WHERE delivery_id IS NOT NULL)
-     SELECT min(c.o - d.r)::DOUBLE AS lo, max(c.o - d.r)::DOUBLE AS hi FROM c JOIN d USING (h)`,
+     SELECT min(c.o - d.r)::DOUBLE AS lo, max(c.o - d.r)::DOUBLE AS hi
+     FROM c JOIN d ON c.h = d.h AND (d.pr IS NULL OR c.o >= d.r) AND (d.nr IS NULL OR c.o < d.nr)`,
     w.params,
   );
   return row?.lo === null || row?.lo === undefined ? { any: false, min: 0, max: 0 } : { any: true, min: row.lo, max: row.hi! };
+}
+
+/**
+ * A delivery id can repeat: a forge's redelivery keeps it. Each repeated id's receive
+ * times, in order; ids received once (nearly all) are not listed.
+ */
+export async function repeatedDeliveries(reader: StoreReader): Promise<Map<string, number[]>> {
+  const rows = await reader.query<{ id: string; times: number[] }>(
+    `SELECT delivery_id AS id, list(epoch_us(received_at)::DOUBLE ORDER BY received_at) AS times FROM deliveries GROUP BY delivery_id HAVING count(*) > 1`,
+  );
+  return new Map(rows.map((r) => [r.id, r.times.map(Number)]));
+}
+
+/**
+ * Whether a call observed at `observedUs` belongs to the instance of its delivery id
+ * received at `receivedUs`: the latest instance received at or before the call (calls
+ * observed before the first instance belong to the first). specs/replay-format.md.
+ */
+export function ownsCall(times: number[] | undefined, receivedUs: number, observedUs: number): boolean {
+  if (!times) return true;
+  const k = times.indexOf(receivedUs);
+  const next = times[k + 1];
+  return (k === 0 || observedUs >= receivedUs) && (next === undefined || observedUs < next);
 }
 
 export { openStoreReader };

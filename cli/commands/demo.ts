@@ -127,7 +127,7 @@ export function demoCommand(): Command {
       const flowsDir = join(PACKAGE_ROOT, 'fixtures', 'flows');
       const replayed = await replay({ store: flags.store, flowsDir, sinceUs: startedUs });
       // And the audit: the replay's intents against what the legacy bot actually did.
-      const analysis = await analyze({ store: flags.store, replay: replayed.replay_id, limit: 20 });
+      const analysis = await analyze({ store: flags.store, replay: replayed.replay_id, limit: 5 });
       if (flags.format === 'json') {
         const { manifest: _manifest, ...rest } = replayed;
         process.stdout.write(JSON.stringify({ ...summary, replay: rest, analysis: { totals: analysis.totals, counts_by_class: analysis.counts_by_class, by_flow: analysis.by_flow } }, null, 2) + '\n');

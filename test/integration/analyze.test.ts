@@ -203,6 +203,23 @@ describe('hookshadow analyze over the committed fixture store', () => {
     expect(result.counts_by_class.unattributed.unexpected).toBe(1);
   });
 
+  it('keeps the instances of a repeated delivery id apart (a redelivery keeps its id)', async () => {
+    // The demo's generator is seeded: a second run sends the same delivery ids again, with new effects (new job ids).
+    const own = join(await tempDir(), 'store');
+    const runs = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await runCli(['demo', '--store', own, '--count', '60', '--format', 'json']);
+      expect(res.code).toBe(0);
+      runs.push(JSON.parse(res.stdout).analysis as Pick<AnalysisResult, 'totals' | 'counts_by_class'>);
+    }
+    // Each replay compares its own deliveries with their own effects: only the deliberate difference, twice the same.
+    for (const a of runs) {
+      expect(a.totals.unexpected).toBe(a.counts_by_class.extra_in_flow.unexpected);
+      expect(a.counts_by_class.args_differ.unexpected + a.counts_by_class.missing_in_flow.unexpected).toBe(0);
+    }
+    expect(runs[1]!.totals).toEqual(runs[0]!.totals);
+  });
+
   it('writes Markdown and JUnit reports that parse back', async () => {
     const dir = await tempDir();
     const md = join(dir, 'report.md');
