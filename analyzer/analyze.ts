@@ -1,17 +1,18 @@
-import { access, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DIVERGENCE_CLASSES, DIVERGENCE_FORMAT_VERSION, type Divergence, type DivergenceClass } from '../core/divergence-schema.js';
+import { DIVERGENCE_CLASSES, DIVERGENCE_COLUMNS, DIVERGENCE_FORMAT_VERSION, type Divergence, type DivergenceClass } from '../core/divergence-schema.js';
 import { HsError } from '../core/errors.js';
-import { sqlString } from '../core/sql.js';
-import { storePaths, writeFileAtomic } from '../core/store/layout.js';
+import type { ReplayManifest } from '../core/replay-schema.js';
+import { sqlIdent, sqlString } from '../core/sql.js';
+import { storePaths, syncDir, writeFileAtomic } from '../core/store/layout.js';
 import { deliveryWhere, filterOfManifest } from '../replayer/source.js';
 import { readReplayManifest, resolveReplayId } from '../replayer/replays.js';
 import { computeDivergences, writeDivergencesParquet } from './divergences.js';
-import { measureNoise, NOISE_TABLE } from './noise.js';
-import type { AnalysisResult, BaselineReport, DailySummaryRow, DivergentDelivery, FlowSummary, Ranked } from './result.js';
-import { loadRules, NO_RULES, staleRules, type Rules } from './rules.js';
-import { loadRouteMaps } from './routes.js';
-import { openAnalysisReader, replayFiles, type AnalysisReader } from './views.js';
+import { markNoise, measureNoise } from './noise.js';
+import type { AnalysisResult, BaselineReport, DailySummaryRow, DivergentDelivery, FlowSummary, NoisePath, Ranked } from './result.js';
+import { loadRules, NO_RULES, staleRules } from './rules.js';
+import { loadRouteMaps, type RouteMaps } from './routes.js';
+import { openAnalysisReader, replayFiles, UNEXPECTED, type AnalysisReader } from './views.js';
 
 export interface AnalyzeOptions {
   store: string;
@@ -46,35 +47,29 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   const baselineId = opts.baseline ? await resolveReplayId(opts.store, opts.baseline) : null;
   if (baselineId === replayId) throw new HsError('HS_ERR_USAGE', `--baseline names the replay being analyzed (${replayId}); give an earlier replay of the same deliveries.`);
   const noiseId = opts.noise ? await resolveReplayId(opts.store, opts.noise.replay) : null;
-
-  const divergencesOf = async (id: string, r: Rules, reader?: AnalysisReader) => {
-    const own = reader ?? (await openAnalysisReader(opts.store, id));
-    try {
-      const manifest = (await readReplayManifest(opts.store, id))!;
-      const tmp = join(storePaths.replay(opts.store, id), '_tmp');
-      await mkdir(tmp, { recursive: true });
-      await own.conn.run(`SET memory_limit = '${MEMORY_MB}MB'; SET temp_directory = ${sqlString(tmp)}`);
-      const counts = await computeDivergences(own, { manifest, rules: r, routes, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-      const noise = noiseId && id === replayId ? await measureNoise(own, { noiseReplay: replayFiles(opts.store, noiseId).nodeRuns, noiseReplayId: noiseId, rules: r, exclude: opts.noise!.exclude }) : null;
-      await writeDivergencesParquet(own.conn, replayFiles(opts.store, id).divergences, { noiseTable: noise?.excluded ? NOISE_TABLE : null });
-      await rm(tmp, { recursive: true, force: true });
-      return { counts, noise, manifest };
-    } finally {
-      if (!reader) own.close();
-    }
-  };
-
-  // A baseline without divergences gets them first, under the same rules (fresh counters: its matches must not mark rules used).
-  if (baselineId && !(await exists(replayFiles(opts.store, baselineId).divergences))) {
-    await divergencesOf(baselineId, opts.rulesFile ? await loadRules(opts.rulesFile, now) : NO_RULES());
+  const manifest = (await readReplayManifest(opts.store, replayId))!;
+  for (const [flag, other] of [['--baseline', baselineId], ['--noise-replay', noiseId]] as const) {
+    if (other) await assertSameDeliveries(opts.store, manifest, other, flag);
   }
 
-  const reader = await openAnalysisReader(opts.store, replayId);
+  // DuckDB spills the matching sort here; a directory per analysis, so two at once never share one.
+  const spill = await mkdtemp(join(storePaths.replay(opts.store, replayId), '_spill-'));
+  // The analysis replaces its divergences; removing the old file first lets a damaged one be replaced too.
+  await rm(replayFiles(opts.store, replayId).divergences, { force: true });
+  let tmpFile: string | null = null;
+  const reader = await openAnalysisReader(opts.store, replayId).catch(async (err) => {
+    await rm(spill, { recursive: true, force: true });
+    throw err;
+  });
   try {
-    const { counts, noise, manifest } = await divergencesOf(replayId, rules, reader);
-    // The view was made before the file existed (or held the previous analysis): point it at the new one.
-    await reader.conn.run(`CREATE OR REPLACE VIEW divergences AS SELECT * FROM read_parquet(${sqlString(replayFiles(opts.store, replayId).divergences)})`);
-    const stale = staleRules(rules);
+    await reader.conn.run(`SET memory_limit = '${MEMORY_MB}MB'; SET temp_directory = ${sqlString(spill)}`);
+    const counts = await computeDivergences(reader, { manifest, rules, routes, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    const noise = noiseId ? await measureNoise(reader, { noiseReplay: replayFiles(opts.store, noiseId).nodeRuns, noiseReplayId: noiseId, rules, exclude: opts.noise!.exclude }) : null;
+    tmpFile = await writeDivergencesParquet(reader.conn, replayFiles(opts.store, replayId).divergences);
+    await reader.conn.run(`CREATE OR REPLACE VIEW divergences AS SELECT * FROM read_parquet(${sqlString(tmpFile)})`);
+    const baseline = baselineId
+      ? await compareBaseline(reader, tmpFile, baselineId, await baselineDivergences({ ...opts, now, routes, baselineId, spill, noisy: noise?.excluded ? noise.paths.filter((p) => p.noise) : [] }))
+      : null;
     const result: AnalysisResult = {
       format: 'hookshadow-analysis',
       version: DIVERGENCE_FORMAT_VERSION,
@@ -90,34 +85,64 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       unattributed: await selectDivergences(reader, `class = 'unattributed'`),
       rules: {
         expect: rules.expect.map((r) => ({ id: r.id, reason: r.reason, owner: r.owner, expires: r.expires, suppressed: r.suppressed, expired: r.expired })),
-        ...stale,
+        ...staleRules(rules),
       },
       noise,
-      baseline: baselineId ? await compareBaseline(reader, replayFiles(opts.store, baselineId).divergences, baselineId) : null,
+      baseline,
       daily: await reader.query<DailySummaryRow>(
         `SELECT strftime(day, '%Y-%m-%d') AS day, deliveries::DOUBLE AS deliveries, deliveries_with_flow::DOUBLE AS deliveries_with_flow,
                 flow_runs::DOUBLE AS flow_runs, divergent_runs::DOUBLE AS divergent_runs, divergence_rate FROM daily_summary ORDER BY day`,
       ),
     };
+    // The Parquet and analysis.json land together, once everything above has succeeded.
+    await rename(tmpFile, replayFiles(opts.store, replayId).divergences);
+    tmpFile = null;
     await writeFileAtomic(replayFiles(opts.store, replayId).analysis, JSON.stringify(result, null, 2) + '\n');
+    await syncDir(storePaths.replay(opts.store, replayId));
     return result;
+  } finally {
+    reader.close();
+    if (tmpFile) await rm(tmpFile, { force: true });
+    await rm(spill, { recursive: true, force: true });
+  }
+}
+
+/** Baselines and noise replays only mean something over the same deliveries. */
+async function assertSameDeliveries(store: string, manifest: ReplayManifest, otherId: string, flag: string): Promise<void> {
+  const other = (await readReplayManifest(store, otherId))!;
+  if (JSON.stringify(other.filters) !== JSON.stringify(manifest.filters)) {
+    throw new HsError(
+      'HS_ERR_USAGE',
+      `${flag} ${otherId} covered other deliveries (${JSON.stringify(other.filters)}) than ${manifest.replay_id} (${JSON.stringify(manifest.filters)}); replay both with the same --since, --until and --shard.`,
+    );
+  }
+}
+
+/**
+ * The baseline's divergences under this analysis's rules (fresh counters: the baseline
+ * must not mark rules used) and noise exclusions, in a temporary file: comparing under
+ * whatever rules the baseline was last analyzed with would report rule changes as
+ * introduced or resolved divergences. The baseline's own analysis is left alone.
+ */
+async function baselineDivergences(opts: AnalyzeOptions & { now: Date; routes: RouteMaps; baselineId: string; spill: string; noisy: NoisePath[] }): Promise<string> {
+  const reader = await openAnalysisReader(opts.store, opts.baselineId);
+  try {
+    await reader.conn.run(`SET memory_limit = '${MEMORY_MB}MB'; SET temp_directory = ${sqlString(opts.spill)}`);
+    const manifest = (await readReplayManifest(opts.store, opts.baselineId))!;
+    const rules = opts.rulesFile ? await loadRules(opts.rulesFile, opts.now) : NO_RULES();
+    await computeDivergences(reader, { manifest, rules, routes: opts.routes });
+    await markNoise(reader.conn, opts.noisy);
+    return await writeDivergencesParquet(reader.conn, join(opts.spill, 'baseline-divergences.parquet'));
   } finally {
     reader.close();
   }
 }
 
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
-
-const UNEXPECTED = `class <> 'match' AND expected_by IS NULL`;
 
 async function totals(reader: AnalysisReader, manifest: Parameters<typeof filterOfManifest>[0], counts: { legacy_effects: number; intents: number }) {
   const w = deliveryWhere(filterOfManifest(manifest));
   const [d] = await reader.query<{ n: number }>(`SELECT count(*)::DOUBLE AS n FROM deliveries ${w.sql}`, w.params);
-  const [r] = await reader.query<{ runs: number; with_flow: number }>(`SELECT count(*)::DOUBLE AS runs, count(DISTINCT delivery_id)::DOUBLE AS with_flow FROM flow_runs`);
+  const [r] = await reader.query<{ runs: number; with_flow: number }>(`SELECT count(*)::DOUBLE AS runs, count(DISTINCT (delivery_id, received_at))::DOUBLE AS with_flow FROM flow_runs`);
   const [v] = await reader.query<{ runs: number; deliveries: number; matches: number; unexpected: number; expected: number }>(
     `SELECT count(DISTINCT run_id) FILTER (WHERE ${UNEXPECTED})::DOUBLE AS runs,
             count(DISTINCT delivery_id) FILTER (WHERE ${UNEXPECTED})::DOUBLE AS deliveries,
@@ -210,19 +235,18 @@ async function divergentDeliveries(reader: AnalysisReader, limit: number): Promi
   return { deliveries: [...byId.values()], deliveries_total: total!.n };
 }
 
-/** Divergences are the same when they concern the same delivery, class, flow, node, kind, target and path with the same values. */
-const SAME = `a.delivery_id IS NOT DISTINCT FROM b.delivery_id AND a.class = b.class AND a.flow IS NOT DISTINCT FROM b.flow
-  AND a.node_id IS NOT DISTINCT FROM b.node_id AND a.iteration IS NOT DISTINCT FROM b.iteration AND a.kind IS NOT DISTINCT FROM b.kind
-  AND a.target IS NOT DISTINCT FROM b.target AND a.path IS NOT DISTINCT FROM b.path
-  AND a.legacy_value::VARCHAR IS NOT DISTINCT FROM b.legacy_value::VARCHAR AND a.flow_value::VARCHAR IS NOT DISTINCT FROM b.flow_value::VARCHAR`;
-
-async function compareBaseline(reader: AnalysisReader, baselineFile: string, baselineId: string): Promise<BaselineReport> {
-  const base = `(SELECT * FROM read_parquet(${sqlString(baselineFile)}) WHERE ${UNEXPECTED})`;
-  const cur = `(SELECT * FROM divergences WHERE ${UNEXPECTED})`;
-  const only = (left: string, right: string) => `(SELECT a.* FROM ${left} a WHERE NOT EXISTS (SELECT 1 FROM ${right} b WHERE ${SAME}))`;
+/**
+ * Introduced: unexpected now and not in the baseline; resolved: the reverse. As
+ * multisets over every column but expected_by (both sides judged by the same rules), so
+ * two identical differences before and one now is one resolved.
+ */
+async function compareBaseline(reader: AnalysisReader, currentFile: string, baselineId: string, baselineFile: string): Promise<BaselineReport> {
+  const cols = DIVERGENCE_COLUMNS.filter((c) => c.name !== 'expected_by').map((c) => sqlIdent(c.name));
+  const side = (file: string) => `SELECT ${cols.join(', ')} FROM read_parquet(${sqlString(file)}) WHERE ${UNEXPECTED}`;
+  const only = (a: string, b: string) => `(SELECT *, NULL::VARCHAR AS expected_by FROM (${side(a)} EXCEPT ALL ${side(b)}))`;
   return {
     replay_id: baselineId,
-    introduced: await selectDivergences(reader, 'true', [], only(cur, base)),
-    resolved: await selectDivergences(reader, 'true', [], only(base, cur)),
+    introduced: await selectDivergences(reader, 'true', [], only(currentFile, baselineFile)),
+    resolved: await selectDivergences(reader, 'true', [], only(baselineFile, currentFile)),
   };
 }

@@ -8,8 +8,8 @@ export interface ValueDifference {
   flow: unknown;
 }
 
-/** Numeric tolerance allowed at a path, or undefined for exact comparison. */
-export type ToleranceAt = (path: readonly Segment[]) => number | undefined;
+/** Whether two different numbers at a path count as equal (a tolerance rule allows it). */
+export type ToleranceAt = (path: readonly Segment[], legacy: number, flow: number) => boolean;
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -18,7 +18,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  * part: objects by key (sorted, so the order is stable), arrays by index, anything else
  * by value (numbers within the tolerance at their path count as equal).
  */
-export function compareValues(legacy: unknown, flow: unknown, tolerance: ToleranceAt = () => undefined): ValueDifference[] {
+export function compareValues(legacy: unknown, flow: unknown, tolerance: ToleranceAt = () => false): ValueDifference[] {
   const out: ValueDifference[] = [];
   const walk = (a: unknown, b: unknown, path: Segment[]): void => {
     if (isObject(a) && isObject(b)) {
@@ -31,10 +31,7 @@ export function compareValues(legacy: unknown, flow: unknown, tolerance: Toleran
       return;
     }
     if (a === b) return;
-    if (typeof a === 'number' && typeof b === 'number') {
-      const tol = tolerance(path);
-      if (tol !== undefined && Math.abs(a - b) <= tol) return;
-    }
+    if (typeof a === 'number' && typeof b === 'number' && tolerance(path, a, b)) return;
     out.push({ path, legacy: a, flow: b });
   };
   walk(legacy, flow, []);

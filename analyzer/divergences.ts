@@ -1,4 +1,4 @@
-import { rename, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { DIVERGENCE_COLUMNS, DIVERGENCE_FORMAT_VERSION, type Divergence } from '../core/divergence-schema.js';
 import { canonicalJson } from '../core/effects.js';
@@ -6,7 +6,7 @@ import type { ReplayManifest } from '../core/replay-schema.js';
 import { sqlIdent, sqlString } from '../core/sql.js';
 import { syncFile } from '../core/store/layout.js';
 import { deliveryWhere, filterOfManifest } from '../replayer/source.js';
-import { compareDelivery, type DeliveryMeta, type FlowIntent, type FlowRunInfo, type LegacyEffect } from './match.js';
+import { compareDelivery, divergenceRow, type DeliveryMeta, type FlowIntent, type FlowRunInfo, type LegacyEffect } from './match.js';
 import { expectedBy, type Rules } from './rules.js';
 import type { RouteMaps } from './routes.js';
 import type { AnalysisReader } from './views.js';
@@ -50,7 +50,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     `WITH instances AS (
        SELECT delivery_id, received_at, rejected, epoch_us(received_at) AS r, source, event, action,
               lag(epoch_us(received_at)) OVER w AS prev_r, lead(epoch_us(received_at)) OVER w AS next_r
-       FROM deliveries WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
+       FROM deliveries WHERE rejected IS NULL WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
      scope AS (SELECT * FROM instances ${w.sql}),
      runs AS (SELECT run_id, delivery_id, flow, status, error, epoch_us(received_at) AS r FROM flow_runs),
      problems AS (SELECT run_id, arg_min(node_id, seq) AS node_id FROM node_runs WHERE status IN ('failed', 'no_recording', 'blocked') GROUP BY run_id),
@@ -136,27 +136,14 @@ async function appendUnattributed(reader: AnalysisReader, appender: DuckDBAppend
   );
   for (const r of rows) {
     const mapped = opts.routes.map({ upstream: r.upstream, method: r.method, path: r.path, body: parseBody(r.body, r.enc) });
-    const d: Divergence = {
-      delivery_id: null,
+    const d = divergenceRow('unattributed', {
       received_at_us: r.o,
-      source: null,
-      event: null,
-      action: null,
-      class: 'unattributed',
-      flow: null,
-      node_id: null,
-      iteration: null,
-      run_id: null,
       kind: mapped.kind,
       target: mapped.target,
-      path: null,
       legacy_value: mapped.args,
-      flow_value: undefined,
-      text_diff: null,
       effect_id: r.effect_id,
       route: mapped.route,
-      expected_by: null,
-    };
+    });
     d.expected_by = expectedBy(opts.rules, d);
     appendRow(appender, d);
   }
@@ -190,26 +177,23 @@ function appendRow(a: DuckDBAppender, d: Divergence): void {
 }
 
 /**
- * Writes the working table to `target` as Parquet, atomically (a temporary file, synced,
- * then renamed). `expectedBySql` may replace the expected_by column (noise exclusion).
+ * Writes the working table as Parquet to a temporary file beside `target`, synced, and
+ * returns its name: the caller renames it into place together with analysis.json.
  */
-export async function writeDivergencesParquet(conn: DuckDBConnection, target: string, opts: { noiseTable?: string | null } = {}): Promise<void> {
+export async function writeDivergencesParquet(conn: DuckDBConnection, target: string): Promise<string> {
   const cols = DIVERGENCE_COLUMNS.map((c) => {
-    if (c.name === 'received_at') return `make_timestamp(d.received_at_us) AS received_at`;
-    if (c.name === 'expected_by' && opts.noiseTable) {
-      return `CASE WHEN d.expected_by IS NULL AND d.class = 'args_differ' AND n.kind IS NOT NULL THEN 'noise:' || d.kind || ':' || d.path ELSE d.expected_by END AS expected_by`;
-    }
-    return c.type === 'JSON' ? `d.${sqlIdent(c.name)}::JSON AS ${sqlIdent(c.name)}` : `d.${sqlIdent(c.name)}`;
+    if (c.name === 'received_at') return `make_timestamp(received_at_us) AS received_at`;
+    return c.type === 'JSON' ? `${sqlIdent(c.name)}::JSON AS ${sqlIdent(c.name)}` : sqlIdent(c.name);
   });
-  const from = opts.noiseTable ? `${WORK_TABLE} d LEFT JOIN ${sqlIdent(opts.noiseTable)} n ON n.kind = d.kind AND n.path = d.path` : `${WORK_TABLE} d`;
   const tmp = `${target}.${process.pid}.tmp`;
   try {
+    // The table is in delivery order (insertion order, which COPY keeps).
     await conn.run(
-      `COPY (SELECT ${cols.join(', ')} FROM ${from}) TO ${sqlString(tmp)}
+      `COPY (SELECT ${cols.join(', ')} FROM ${WORK_TABLE}) TO ${sqlString(tmp)}
        (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384, KV_METADATA {hookshadow_divergence_format_version: '${DIVERGENCE_FORMAT_VERSION}'})`,
     );
     await syncFile(tmp);
-    await rename(tmp, target);
+    return tmp;
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;

@@ -1,5 +1,5 @@
 import type { Divergence, DivergenceClass } from '../core/divergence-schema.js';
-import type { Effect } from '../core/effects.js';
+import { canonicalJson, type Effect } from '../core/effects.js';
 import { compareValues, textDiff } from './compare.js';
 import { formatPath } from './json-path.js';
 import { expectedBy, normalizeArgs, toleranceFor, type Rules } from './rules.js';
@@ -10,12 +10,31 @@ import { expectedBy, normalizeArgs, toleranceFor, type Rules } from './rules.js'
  * normalized and what is expected.
  */
 
-export interface DeliveryMeta {
-  delivery_id: string;
-  received_at_us: number;
-  source: string | null;
-  event: string | null;
-  action: string | null;
+export type DeliveryMeta = Pick<Divergence, 'received_at_us' | 'source' | 'event' | 'action'> & { delivery_id: string };
+
+/** A divergence row with every field empty but those given. */
+export function divergenceRow(cls: DivergenceClass, fields: Partial<Divergence> & Pick<Divergence, 'received_at_us'>): Divergence {
+  return {
+    delivery_id: null,
+    source: null,
+    event: null,
+    action: null,
+    class: cls,
+    flow: null,
+    node_id: null,
+    iteration: null,
+    run_id: null,
+    kind: null,
+    target: null,
+    path: null,
+    legacy_value: undefined,
+    flow_value: undefined,
+    text_diff: null,
+    effect_id: null,
+    route: null,
+    expected_by: null,
+    ...fields,
+  };
 }
 
 /** A legacy call mapped to the effect model, in the order the legacy handler made them. */
@@ -53,28 +72,7 @@ interface Side<T> {
 
 export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], intents: FlowIntent[], runs: FlowRunInfo[], rules: Rules): Divergence[] {
   const out: Divergence[] = [];
-  const row = (cls: DivergenceClass, fields: Partial<Divergence>): Divergence => ({
-    delivery_id: meta.delivery_id,
-    received_at_us: meta.received_at_us,
-    source: meta.source,
-    event: meta.event,
-    action: meta.action,
-    class: cls,
-    flow: null,
-    node_id: null,
-    iteration: null,
-    run_id: null,
-    kind: null,
-    target: null,
-    path: null,
-    legacy_value: undefined,
-    flow_value: undefined,
-    text_diff: null,
-    effect_id: null,
-    route: null,
-    expected_by: null,
-    ...fields,
-  });
+  const row = (cls: DivergenceClass, fields: Partial<Divergence>): Divergence => divergenceRow(cls, { ...meta, ...fields });
   const fromLegacy = (l: LegacyEffect) => ({ kind: l.kind, target: l.target, effect_id: l.effect_id, route: l.route });
   const fromIntent = (i: FlowIntent) => ({ kind: i.kind, target: i.target, flow: i.flow, node_id: i.node_id, iteration: i.iteration, run_id: i.run_id });
   // With one flow run, whatever the legacy handler did that no flow intended is that flow's gap.
@@ -97,9 +95,14 @@ export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], inte
     const diff = (l: Side<LegacyEffect>, i: Side<FlowIntent>) => compareValues(l.norm, i.norm, tolerance);
     const free = new Set(g.intents);
     const unpaired: Side<LegacyEffect>[] = [];
-    // Equal args pair first, so a multiset {A, B} vs {B, A} is two matches.
+    // Equal args pair first, so a multiset {A, B} vs {B, A} is two matches; bucketed by canonical form, so linear.
+    const equal = new Map<string, Side<FlowIntent>[]>();
+    for (const i of g.intents) {
+      const key = canonicalJson(i.norm);
+      equal.set(key, [...(equal.get(key) ?? []), i]);
+    }
     for (const l of g.legacy) {
-      const same = [...free].find((i) => diff(l, i).length === 0);
+      const same = equal.get(canonicalJson(l.norm))?.shift();
       if (!same) {
         unpaired.push(l);
         continue;
@@ -108,12 +111,14 @@ export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], inte
       pairs.push({ legacy: l, intent: same });
       out.push(row('match', { ...fromIntent(same.item), ...fromLegacy(l.item) }));
     }
-    // Then each remaining legacy effect pairs with the closest remaining intent (fewest differing paths, earliest on ties).
+    // Then each remaining legacy effect pairs with the closest remaining intent: fewest differing paths
+    // (none, within a numeric tolerance, is a match), earliest on ties.
     for (const l of unpaired) {
       let best: { intent: Side<FlowIntent>; diffs: ReturnType<typeof diff> } | null = null;
       for (const i of free) {
         const diffs = diff(l, i);
         if (!best || diffs.length < best.diffs.length) best = { intent: i, diffs };
+        if (diffs.length === 0) break;
       }
       if (!best) {
         out.push(row('missing_in_flow', { ...fromLegacy(l.item), ...soleRun, legacy_value: l.item.args }));
@@ -121,6 +126,7 @@ export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], inte
       }
       free.delete(best.intent);
       pairs.push({ legacy: l, intent: best.intent });
+      if (best.diffs.length === 0) out.push(row('match', { ...fromIntent(best.intent.item), ...fromLegacy(l.item) }));
       for (const d of best.diffs) {
         out.push(
           row('args_differ', {

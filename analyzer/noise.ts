@@ -1,9 +1,10 @@
-import { sqlIdent, sqlString } from '../core/sql.js';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { sqlString } from '../core/sql.js';
 import { compareValues } from './compare.js';
 import { WORK_TABLE } from './divergences.js';
 import { formatPath } from './json-path.js';
 import type { NoisePath, NoiseReport } from './result.js';
-import { normalizeArgs, toleranceFor, type Rules } from './rules.js';
+import { normalizeArgs, toleranceFor, withoutCounting, type Rules } from './rules.js';
 import type { AnalysisReader } from './views.js';
 
 /**
@@ -14,32 +15,12 @@ import type { AnalysisReader } from './views.js';
  */
 
 /** The table of noisy (kind, path) pairs the Parquet writer joins to mark them expected. */
-export const NOISE_TABLE = 'noise_paths';
-
 export async function measureNoise(
   reader: AnalysisReader,
   opts: { noiseReplay: string; noiseReplayId: string; rules: Rules; exclude: boolean },
 ): Promise<NoiseReport> {
-  // Self side: each intent against the same node's intent in the perturbed replay.
-  const selfPairs = new Map<string, number>();
-  const selfDiffers = new Map<string, number>();
-  const result = await reader.conn.stream(
-    `SELECT a.intent->>'kind', a.intent->>'target', (a.intent->'args')::VARCHAR, (b.intent->'args')::VARCHAR
-     FROM node_runs a JOIN read_parquet(${sqlString(opts.noiseReplay)}) b
-       ON a.delivery_id = b.delivery_id AND a.flow = b.flow AND a.node_id = b.node_id AND a.iteration IS NOT DISTINCT FROM b.iteration
-     WHERE a.intent IS NOT NULL AND b.intent IS NOT NULL AND (a.intent->>'kind') = (b.intent->>'kind')`,
-  );
-  for await (const rows of result.yieldRowsJs()) {
-    for (const [kind, target, a, b] of rows as unknown as [string, string, string, string][]) {
-      selfPairs.set(kind, (selfPairs.get(kind) ?? 0) + 1);
-      if (a === b) continue;
-      const diffs = compareValues(normalizeArgs(opts.rules, kind, target, JSON.parse(a)), normalizeArgs(opts.rules, kind, target, JSON.parse(b)), toleranceFor(opts.rules, kind, target));
-      for (const d of diffs) {
-        const key = `${kind}\u0000${formatPath(d.path)}`;
-        selfDiffers.set(key, (selfDiffers.get(key) ?? 0) + 1);
-      }
-    }
-  }
+  // Comparing the flows with themselves must not mark rules as used.
+  const self = await withoutCounting(opts.rules, () => selfDifferences(reader, opts.noiseReplay, opts.rules));
 
   // Legacy side, from the rows just computed: pairs per kind (a match, or one args_differ effect), differing pairs per path.
   const legacyPairs = new Map(
@@ -58,17 +39,60 @@ export async function measureNoise(
     ).map((r) => [`${r.kind}\u0000${r.path}`, r.n]),
   );
 
-  const paths: NoisePath[] = [...selfDiffers]
-    .map(([key, self]) => {
+  const paths: NoisePath[] = [...self.differs]
+    .map(([key, differs]) => {
       const [kind, path] = key.split('\u0000') as [string, string];
-      const sp = selfPairs.get(kind)!;
+      const sp = self.pairs.get(kind)!;
       const lp = legacyPairs.get(kind) ?? 0;
       const ld = legacyDiffers.get(key) ?? 0;
-      return { kind, path, self_pairs: sp, self_differs: self, legacy_pairs: lp, legacy_differs: ld, noise: lp === 0 || ld / lp <= self / sp };
+      return { kind, path, self_pairs: sp, self_differs: differs, legacy_pairs: lp, legacy_differs: ld, noise: isNoise({ self_pairs: sp, self_differs: differs, legacy_pairs: lp, legacy_differs: ld }) };
     })
     .sort((x, y) => x.kind.localeCompare(y.kind) || x.path.localeCompare(y.path));
 
-  await reader.conn.run(`CREATE OR REPLACE TEMP TABLE ${sqlIdent(NOISE_TABLE)} (kind VARCHAR, path VARCHAR)`);
-  for (const p of paths.filter((x) => x.noise)) await reader.conn.run(`INSERT INTO ${sqlIdent(NOISE_TABLE)} VALUES ($1, $2)`, [p.kind, p.path]);
+  if (opts.exclude) await markNoise(reader.conn, paths.filter((p) => p.noise));
   return { replay_id: opts.noiseReplayId, excluded: opts.exclude, paths };
+}
+
+/**
+ * Diffy's test: a path that differs against itself is noise unless it differs against
+ * the legacy side more often (by rate) than against itself.
+ */
+export function isNoise(p: Pick<NoisePath, 'self_pairs' | 'self_differs' | 'legacy_pairs' | 'legacy_differs'>): boolean {
+  if (p.self_differs === 0) return false;
+  if (p.legacy_pairs === 0) return true;
+  return p.legacy_differs / p.legacy_pairs <= p.self_differs / p.self_pairs;
+}
+
+/** Marks unexpected args differences at noisy paths as expected, `noise:<kind>:<path>`, in the working table. */
+export async function markNoise(conn: DuckDBConnection, noisy: Pick<NoisePath, 'kind' | 'path'>[]): Promise<void> {
+  for (const p of noisy) {
+    await conn.run(
+      `UPDATE ${WORK_TABLE} SET expected_by = 'noise:' || kind || ':' || path WHERE class = 'args_differ' AND expected_by IS NULL AND kind = $1 AND path = $2`,
+      [p.kind, p.path],
+    );
+  }
+}
+
+/** Each intent against the same node's intent in the perturbed replay (run ids are the same in every replay of a delivery). */
+async function selfDifferences(reader: AnalysisReader, noiseReplay: string, rules: Rules): Promise<{ pairs: Map<string, number>; differs: Map<string, number> }> {
+  const pairs = new Map<string, number>();
+  const differs = new Map<string, number>();
+  const result = await reader.conn.stream(
+    `SELECT a.intent->>'kind', a.intent->>'target', (a.intent->'args')::VARCHAR, (b.intent->'args')::VARCHAR
+     FROM node_runs a JOIN read_parquet(${sqlString(noiseReplay)}) b
+       ON a.run_id = b.run_id AND a.node_id = b.node_id AND a.iteration IS NOT DISTINCT FROM b.iteration
+     WHERE a.intent IS NOT NULL AND b.intent IS NOT NULL AND (a.intent->>'kind') = (b.intent->>'kind')`,
+  );
+  for await (const rows of result.yieldRowsJs()) {
+    for (const [kind, target, a, b] of rows as unknown as [string, string, string, string][]) {
+      pairs.set(kind, (pairs.get(kind) ?? 0) + 1);
+      if (a === b) continue;
+      const diffs = compareValues(normalizeArgs(rules, kind, target, JSON.parse(a)), normalizeArgs(rules, kind, target, JSON.parse(b)), toleranceFor(rules, kind, target));
+      for (const d of diffs) {
+        const key = `${kind}\u0000${formatPath(d.path)}`;
+        differs.set(key, (differs.get(key) ?? 0) + 1);
+      }
+    }
+  }
+  return { pairs, differs };
 }

@@ -1,7 +1,8 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HsError } from '../core/errors.js';
+import { pathExists } from '../core/store/layout.js';
 import { renderChart } from './charts.js';
 import { runSqlBlock, type SqlOutcome } from './notebook/execute.js';
 import { parseNotebook, type ParsedNotebook } from './notebook/parse.js';
@@ -110,20 +111,15 @@ async function drawChart(file: string, line: number, dataLine: number, spec: Rec
  * knowing where npm put them.
  */
 export async function resolveNotebookFile(arg: string): Promise<string> {
-  if (await exists(arg)) return arg;
+  if (await pathExists(arg)) return arg;
   if (/^[a-z0-9-]+(\.md)?$/.test(arg)) {
     const name = arg.endsWith('.md') ? arg : `${arg}.md`;
     const here = dirname(fileURLToPath(import.meta.url));
     // From source (analyzer/) or built (dist/analyzer/): the shipped folder is one or two levels up.
     for (const dir of [join(here, '..', 'notebooks'), join(here, '..', '..', 'notebooks')]) {
-      if (await exists(join(dir, name))) return join(dir, name);
+      if (await pathExists(join(dir, name))) return join(dir, name);
     }
   }
   return arg;
 }
 
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );

@@ -13,7 +13,8 @@ const WIDE_INTEGERS = new Set(['BIGINT', 'UBIGINT', 'HUGEINT', 'UHUGEINT']);
 
 /**
  * Runs one query for a human or a script. Values only ever arrive as bound parameters
- * (`params`); the SQL text is the user's own, run read-only against the views.
+ * (`params`); the SQL text is the user's own, run with the user's own permissions (like
+ * the DuckDB CLI over the same files), against an in-memory database holding the views.
  */
 export async function runQuery(reader: StoreReader, sql: string, params: Record<string, unknown> | unknown[] = []): Promise<QueryResult> {
   let result;

@@ -212,37 +212,59 @@ export function normalizeArgs(rules: Rules, kind: string, target: string, args: 
   for (const rule of rules.normalize) {
     if (rule.action.type === 'tolerance' || !applies(rule, kind, target)) continue;
     const action = rule.action;
-    const hit = updateAt(out, rule.path, (value) => {
-      switch (action.type) {
-        case 'ignore':
-          return undefined;
-        case 'replace':
-          return typeof value === 'string' ? action.re.matcher(value).replaceAll(action.with) : value;
-        case 'text': {
-          if (typeof value !== 'string') return value;
-          const v = action.trim ? value.trim() : value;
-          return action.caseFold ? v.toLowerCase() : v;
-        }
-        case 'set':
-          // Sorting by canonical form makes order irrelevant; duplicates still count, as in a multiset.
-          return Array.isArray(value) ? [...value].sort((a, b) => (canonicalJson(a) < canonicalJson(b) ? -1 : canonicalJson(a) > canonicalJson(b) ? 1 : 0)) : value;
-      }
+    let changed = false;
+    updateAt(out, rule.path, (value) => {
+      const next = applyAction(action, value);
+      // A rule is used when it changes a value, not merely when its path exists.
+      if (next === undefined || (next !== value && canonicalJson(next) !== canonicalJson(value))) changed = true;
+      return next;
     });
-    if (hit) rule.hits++;
+    if (changed) rule.hits++;
   }
   return out;
+}
+
+function applyAction(action: Exclude<Action, { type: 'tolerance' }>, value: unknown): unknown {
+  switch (action.type) {
+    case 'ignore':
+      return undefined;
+    case 'replace':
+      return typeof value === 'string' ? action.re.matcher(value).replaceAll(action.with) : value;
+    case 'text': {
+      if (typeof value !== 'string') return value;
+      const v = action.trim ? value.trim() : value;
+      return action.caseFold ? v.toLowerCase() : v;
+    }
+    case 'set': {
+      // Sorting by canonical form makes order irrelevant; duplicates still count, as in a multiset.
+      if (!Array.isArray(value)) return value;
+      const keyed = value.map((v) => [canonicalJson(v), v] as const);
+      return keyed.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+    }
+  }
 }
 
 /** The numeric tolerance the rules allow at a path of this kind and target's args. */
 export function toleranceFor(rules: Rules, kind: string, target: string): ToleranceAt {
   const rs = rules.normalize.filter((r) => r.action.type === 'tolerance' && applies(r, kind, target));
-  if (rs.length === 0) return () => undefined;
-  return (path: readonly Segment[]) => {
+  if (rs.length === 0) return () => false;
+  return (path: readonly Segment[], a: number, b: number) => {
     const rule = rs.find((r) => pathMatches(r.path, path));
-    if (!rule) return undefined;
-    rule.hits++;
-    return (rule.action as { value: number }).value;
+    if (!rule || Math.abs(a - b) > (rule.action as { value: number }).value) return false;
+    rule.hits++; // it made two different numbers equal
+    return true;
   };
+}
+
+/** Runs `fn` without letting it count toward rule usage (noise detection compares the flows with themselves). */
+export async function withoutCounting<T>(rules: Rules, fn: () => Promise<T>): Promise<T> {
+  const saved = [...rules.normalize.map((r) => r.hits), ...rules.expect.map((r) => r.suppressed)];
+  try {
+    return await fn();
+  } finally {
+    rules.normalize.forEach((r, i) => (r.hits = saved[i]!));
+    rules.expect.forEach((r, i) => (r.suppressed = saved[rules.normalize.length + i]!));
+  }
 }
 
 /** The first unexpired expect rule matching the divergence (`expect:<id>`), or null. Counts the suppression. */

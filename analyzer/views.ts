@@ -1,12 +1,15 @@
-import { access, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DIVERGENCE_COLUMNS } from '../core/divergence-schema.js';
 import { FLOW_RUN_COLUMNS, NODE_RUN_COLUMNS, type ReplayColumn } from '../core/replay-schema.js';
 import { TABLES } from '../core/capture-schema.js';
 import { sqlIdent, sqlString } from '../core/sql.js';
-import { storePaths } from '../core/store/layout.js';
-import { openStoreReader, viewSql, type StoreReader } from '../core/store/reader.js';
-import { listReplays, resolveReplayId } from '../replayer/replays.js';
+import { pathExists, storePaths } from '../core/store/layout.js';
+import { openStoreReader, parquetMetadataValue, viewSql, type StoreReader } from '../core/store/reader.js';
+import { listReplays, readReplayManifest, resolveReplayId } from '../replayer/replays.js';
+import { SHARD_HASH_SQL } from '../replayer/source.js';
+import { parseIsoUs } from '../core/clock.js';
+import type { ReplayManifest } from '../core/replay-schema.js';
 
 /**
  * The analysis views: the capture store's tables, one replay's outputs, and the
@@ -18,6 +21,7 @@ export const VIEW_NAMES = [
   'deliveries',
   'effects',
   'exchanges',
+  'replay_deliveries',
   'flow_runs',
   'node_runs',
   'intents',
@@ -39,12 +43,6 @@ export const replayFiles = (store: string, id: string) => ({
   analysis: join(storePaths.replay(store, id), 'analysis.json'),
 });
 
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
-
 function emptyView(name: string, cols: ReplayColumn[]): string {
   return `CREATE OR REPLACE VIEW ${sqlIdent(name)} AS SELECT ${cols.map((c) => `NULL::${c.type} AS ${sqlIdent(c.name)}`).join(', ')} WHERE false`;
 }
@@ -53,8 +51,11 @@ function fileView(name: string, file: string): string {
   return `CREATE OR REPLACE VIEW ${sqlIdent(name)} AS SELECT * FROM read_parquet(${sqlString(file)})`;
 }
 
+/** A divergence no rule expected (the predicate over `divergences` rows). */
+export const UNEXPECTED = `class <> 'match' AND expected_by IS NULL`;
+
 // A run is divergent when any row about it is a difference no rule expected.
-const DIVERGENT_RUNS = `SELECT DISTINCT run_id FROM divergences WHERE class <> 'match' AND expected_by IS NULL AND run_id IS NOT NULL`;
+const DIVERGENT_RUNS = `SELECT DISTINCT run_id FROM divergences WHERE ${UNEXPECTED} AND run_id IS NOT NULL`;
 
 const DERIVED: ViewStatement[] = [
   {
@@ -67,9 +68,9 @@ FROM node_runs WHERE intent IS NOT NULL`,
   {
     name: 'daily_summary',
     sql: `CREATE OR REPLACE VIEW daily_summary AS
-WITH d AS (SELECT received_at::DATE AS day, count(*) AS deliveries FROM deliveries WHERE rejected IS NULL GROUP BY 1),
+WITH d AS (SELECT received_at::DATE AS day, count(*) AS deliveries FROM replay_deliveries GROUP BY 1),
      bad AS (${DIVERGENT_RUNS}),
-     r AS (SELECT fr.received_at::DATE AS day, count(DISTINCT fr.delivery_id) AS deliveries_with_flow, count(*) AS flow_runs,
+     r AS (SELECT fr.received_at::DATE AS day, count(DISTINCT (fr.delivery_id, fr.received_at)) AS deliveries_with_flow, count(*) AS flow_runs,
                   count(bad.run_id) AS divergent_runs
            FROM flow_runs fr LEFT JOIN bad USING (run_id) GROUP BY 1)
 SELECT coalesce(d.day, r.day) AS day, coalesce(d.deliveries, 0) AS deliveries, coalesce(r.deliveries_with_flow, 0) AS deliveries_with_flow,
@@ -88,9 +89,9 @@ FROM flow_runs fr LEFT JOIN bad USING (run_id) GROUP BY 1, 2 ORDER BY 1, 2`,
   {
     name: 'daily_event_summary',
     sql: `CREATE OR REPLACE VIEW daily_event_summary AS
-WITH d AS (SELECT received_at::DATE AS day, event, action, count(*) AS deliveries FROM deliveries WHERE rejected IS NULL GROUP BY ALL),
+WITH d AS (SELECT received_at::DATE AS day, event, action, count(*) AS deliveries FROM replay_deliveries GROUP BY ALL),
      bad AS (${DIVERGENT_RUNS}),
-     r AS (SELECT fr.received_at::DATE AS day, fr.event, fr.action, count(DISTINCT fr.delivery_id) AS deliveries_with_flow,
+     r AS (SELECT fr.received_at::DATE AS day, fr.event, fr.action, count(DISTINCT (fr.delivery_id, fr.received_at)) AS deliveries_with_flow,
                   count(*) AS flow_runs, count(bad.run_id) AS divergent_runs
            FROM flow_runs fr LEFT JOIN bad USING (run_id) GROUP BY ALL)
 SELECT d.day, d.event, d.action, d.deliveries, coalesce(r.deliveries_with_flow, 0) AS deliveries_with_flow,
@@ -117,10 +118,27 @@ export async function analysisViews(store: string, replayId: string | null): Pro
   out.push({ name: 'node_runs', sql: files ? fileView('node_runs', files.nodeRuns) : emptyView('node_runs', NODE_RUN_COLUMNS) });
   out.push({
     name: 'divergences',
-    sql: files && (await exists(files.divergences)) ? fileView('divergences', files.divergences) : emptyView('divergences', DIVERGENCE_COLUMNS),
+    sql: files && (await pathExists(files.divergences)) ? fileView('divergences', files.divergences) : emptyView('divergences', DIVERGENCE_COLUMNS),
   });
+  out.push({ name: 'replay_deliveries', sql: `CREATE OR REPLACE VIEW replay_deliveries AS SELECT * FROM deliveries WHERE ${scopeSql(replayId ? await readReplayManifest(store, replayId) : null)}` });
   out.push(...DERIVED);
   return out;
+}
+
+/**
+ * The replay's deliveries, as a WHERE clause over `deliveries` with the manifest's filters
+ * inlined (a view cannot take parameters; the values are our own timestamps and integers).
+ * Without a replay: every delivery that reached the legacy handler.
+ */
+function scopeSql(m: ReplayManifest | null): string {
+  const clauses = ['rejected IS NULL'];
+  const since = m?.filters.since ? parseIsoUs(m.filters.since) : null;
+  const until = m?.filters.until ? parseIsoUs(m.filters.until) : null;
+  if (since !== null) clauses.push(`received_at >= make_timestamp(${Math.trunc(since)}::BIGINT)`);
+  if (until !== null) clauses.push(`received_at < make_timestamp(${Math.trunc(until)}::BIGINT)`);
+  const shard = m?.filters.shard?.split('/').map((x) => Math.trunc(Number(x)));
+  if (shard && shard.every(Number.isFinite)) clauses.push(`${SHARD_HASH_SQL} % ${shard[1]} = ${shard[0]! - 1}`);
+  return clauses.join(' AND ');
 }
 
 async function hasParquet(store: string, table: (typeof TABLES)[number]): Promise<boolean> {
@@ -131,6 +149,17 @@ async function hasParquet(store: string, table: (typeof TABLES)[number]): Promis
     if (files.some((f) => f.endsWith('.parquet'))) return true;
   }
   return false;
+}
+
+/** A replay's Parquet that cannot be read is named, with what to do, before any query fails on it. */
+async function checkReplayFiles(reader: StoreReader, store: string, id: string): Promise<void> {
+  const files = replayFiles(store, id);
+  for (const file of [files.flowRuns, files.nodeRuns]) {
+    await parquetMetadataValue(reader.conn, file, 'hookshadow_replay_format_version', `Replay ${id} is damaged: replay again with --id ${id} after removing ${storePaths.replay(store, id)}.`);
+  }
+  if (await pathExists(files.divergences)) {
+    await parquetMetadataValue(reader.conn, files.divergences, 'hookshadow_divergence_format_version', `Run \`hookshadow analyze --replay ${id}\` again: it rewrites the file.`);
+  }
 }
 
 export interface AnalysisReader extends StoreReader {
@@ -151,6 +180,7 @@ export async function openAnalysisReader(store: string, replay?: string): Promis
   const reader = await openStoreReader(store);
   try {
     const replayId = await pickReplay(store, replay);
+    if (replayId) await checkReplayFiles(reader, store, replayId);
     for (const view of await analysisViews(store, replayId)) {
       if (TABLES.includes(view.name as never)) continue; // openStoreReader made these, after checking each file
       await reader.conn.run(view.sql);

@@ -17,7 +17,7 @@ export const DIVERGENCE_CLASSES = [
   'extra_in_flow',
   /** Same kind and target, different args: one row per differing JSON path. */
   'args_differ',
-  /** Every effect matched, but a flow would do them in another order than the legacy handler did. */
+  /** A flow would do its effects (those paired with legacy ones, matching or not) in another order than the legacy handler did. */
   'order_differs',
   /** A flow whose trigger matched failed or could not finish, so its intents are incomplete. */
   'flow_error',

@@ -240,7 +240,7 @@ export async function callLag(reader: StoreReader, f: DeliveryFilter): Promise<C
   const [row] = await reader.query<{ lo: number | null; hi: number | null }>(
     `WITH i AS (SELECT hash(delivery_id) AS h, epoch_us(received_at) AS r, rejected, received_at, delivery_id,
                        lag(epoch_us(received_at)) OVER w AS pr, lead(epoch_us(received_at)) OVER w AS nr
-                FROM deliveries WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
+                FROM deliveries WHERE rejected IS NULL WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
           d AS (SELECT h, r, pr, nr FROM i ${w.sql}),
           c AS (SELECT hash(delivery_id) AS h, epoch_us(observed_at) AS o FROM exchanges WHERE delivery_id IS NOT NULL
                 UNION ALL SELECT hash(delivery_id), epoch_us(observed_at) FROM effects WHERE delivery_id IS NOT NULL)
@@ -257,7 +257,7 @@ export async function callLag(reader: StoreReader, f: DeliveryFilter): Promise<C
  */
 export async function repeatedDeliveries(reader: StoreReader): Promise<Map<string, number[]>> {
   const rows = await reader.query<{ id: string; times: number[] }>(
-    `SELECT delivery_id AS id, list(epoch_us(received_at)::DOUBLE ORDER BY received_at) AS times FROM deliveries GROUP BY delivery_id HAVING count(*) > 1`,
+    `SELECT delivery_id AS id, list(epoch_us(received_at)::DOUBLE ORDER BY received_at) AS times FROM deliveries WHERE rejected IS NULL GROUP BY delivery_id HAVING count(*) > 1`,
   );
   return new Map(rows.map((r) => [r.id, r.times.map(Number)]));
 }
@@ -267,6 +267,7 @@ export async function repeatedDeliveries(reader: StoreReader): Promise<Map<strin
  * received at `receivedUs`: the latest instance received at or before the call (calls
  * observed before the first instance belong to the first). specs/replay-format.md.
  */
+// Rejected deliveries never reached the legacy handler: they own no calls.
 export function ownsCall(times: number[] | undefined, receivedUs: number, observedUs: number): boolean {
   if (!times) return true;
   const k = times.indexOf(receivedUs);

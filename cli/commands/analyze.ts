@@ -11,6 +11,7 @@ import { renderMarkdown } from '../../analyzer/report/markdown.js';
 import { renderText } from '../../analyzer/report/text.js';
 import type { AnalysisResult } from '../../analyzer/result.js';
 import { readReplayManifest, resolveReplayId } from '../../replayer/replays.js';
+import { collect } from '../options.js';
 
 export const FORMATS = ['text', 'json', 'md', 'junit', 'html'] as const;
 export const FAIL_ON = ['any', 'new', 'none'] as const;
@@ -31,8 +32,6 @@ interface AnalyzeFlags {
   out?: string;
   failOn: (typeof FAIL_ON)[number];
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Whether the result fails the build under `--fail-on` (stale rules fail it too: a rule nobody maintains hides nothing honestly). */
 export function failsOn(result: AnalysisResult, failOn: (typeof FAIL_ON)[number]): boolean {

@@ -4,8 +4,7 @@ import { loadFlowsDir } from '../../replayer/flows/load.js';
 import { formatProblem } from '../../replayer/flows/model.js';
 import { BUILTIN_OPS, createOpRegistry, loadUserOps } from '../../replayer/ops/registry.js';
 import { effectClassOf } from '../../replayer/ops/types.js';
-
-const collect = (value: string, previous: string[]) => [...previous, value];
+import { collect } from '../options.js';
 
 function validateCommand(): Command {
   return new Command('validate')

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { HsError } from '../../core/errors.js';
 import { renderNotebookHtml, renderNotebookMarkdown, resolveNotebookFile, runNotebook, type NotebookResult } from '../../analyzer/notebook.js';
 import { DEFAULT_CONFIG, parsePairs } from '../../recorder/config.js';
+import { collect } from '../options.js';
 
 type Format = 'markdown' | 'html' | 'json';
 
@@ -14,8 +15,6 @@ interface NotebookFlags {
   out?: string;
   format?: Format;
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 const BLOCKS_HELP = `
 Notebook format (notebooks/README.md has the details):

@@ -3,8 +3,8 @@ import { pino } from 'pino';
 import { configFromEnv, loadConfigFile, parsePairs, resolveConfig, type ConfigLayer } from '../../recorder/config.js';
 import { startRecorder } from '../../recorder/server.js';
 import { onShutdownSignal } from '../signals.js';
+import { collect } from '../options.js';
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 interface RecordFlags {
   config?: string;

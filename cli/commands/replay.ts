@@ -8,6 +8,7 @@ import type { UpstreamConfig } from '../../replayer/engine/capabilities.js';
 import { MODES, type Mode } from '../../replayer/flows/model.js';
 import { replay } from '../../replayer/replay.js';
 import { printReplayText, replayBreakdown } from '../replay-report.js';
+import { collect } from '../options.js';
 
 interface ReplayFlags {
   store: string;
@@ -52,8 +53,6 @@ export function upstreamsFrom(pairs: string[], env: NodeJS.ProcessEnv): Record<s
   }
   return out;
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 function flowModesFrom(pairs: string[]): Record<string, Mode> {
   const out: Record<string, Mode> = {};

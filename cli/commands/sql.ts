@@ -7,6 +7,7 @@ import { HsError, isHsError } from '../../core/errors.js';
 import { DEFAULT_CONFIG } from '../../recorder/config.js';
 import { formatResult, OUTPUT_FORMATS, runQuery, type OutputFormat } from '../../analyzer/query.js';
 import { analysisViews, openAnalysisReader, pickReplay, VIEW_NAMES } from '../../analyzer/views.js';
+import { collect } from '../options.js';
 
 interface SqlFlags {
   store: string;
@@ -15,8 +16,6 @@ interface SqlFlags {
   printViews?: boolean;
   param: string[];
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** `--param name=value` pairs: bound as `$name` in the query, never spliced into it. */
 function paramsFrom(pairs: string[]): Record<string, string> {
@@ -43,7 +42,7 @@ export function sqlCommand(): Command {
     .addHelpText(
       'after',
       `
-Views: deliveries, effects, exchanges (the store); flow_runs, node_runs, intents (the replay);
+Views: deliveries, effects, exchanges (the store); replay_deliveries, flow_runs, node_runs, intents (the replay);
 divergences (after hookshadow analyze); daily_summary, daily_flow_summary, daily_event_summary.
 specs/divergence.md describes each.
 

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CAPTURE_FORMAT_NAME, CAPTURE_FORMAT_VERSION, type Table } from '../capture-schema.js';
 import { HsError } from '../errors.js';
@@ -102,6 +102,14 @@ export async function mkdirDurable(dir: string): Promise<void> {
 }
 
 /** fsyncs a file's content, e.g. before renaming the directory it sits in into place. */
+/** Whether a file or directory exists (any error reading it counts as no). */
+export function pathExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 export async function syncFile(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {

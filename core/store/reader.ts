@@ -74,19 +74,22 @@ async function listParquet(store: string, table: Table): Promise<string[]> {
 }
 
 async function checkFile(conn: DuckDBConnection, file: string): Promise<void> {
-  let rows: Record<string, unknown>[];
+  const version = await parquetMetadataValue(conn, file, 'hookshadow_format_version', 'Move it out of the store to read the rest.');
+  assertReadableVersion(Number(version), file);
+}
+
+/**
+ * One key of a Parquet file's key-value metadata (null when absent); a file that is not
+ * readable Parquet (truncated, overwritten) is HS_ERR_STORE_CORRUPT naming it, with `advice`.
+ */
+export async function parquetMetadataValue(conn: DuckDBConnection, file: string, key: string, advice: string): Promise<string | null> {
   try {
-    const reader = await conn.runAndReadAll(
-      `SELECT decode(key) AS key, decode(value) AS value FROM parquet_kv_metadata($1) WHERE decode(key) = 'hookshadow_format_version'`,
-      [file],
-    );
-    rows = reader.getRowObjectsJson();
+    const reader = await conn.runAndReadAll(`SELECT decode(value) AS value FROM parquet_kv_metadata($1) WHERE decode(key) = $2`, [file, key]);
+    return (reader.getRowObjectsJson()[0]?.value as string | undefined) ?? null;
   } catch (err) {
-    throw new HsError('HS_ERR_STORE_CORRUPT', `${file} is not a readable Parquet file (${(err as Error).message.split('\n')[0]}). Move it out of the store to read the rest.`, {
+    throw new HsError('HS_ERR_STORE_CORRUPT', `${file} is not a readable Parquet file (${(err as Error).message.split('\n')[0]}). ${advice}`, {
       cause: err,
       details: { file },
     });
   }
-  const version = rows[0]?.value;
-  assertReadableVersion(Number(version), file);
 }

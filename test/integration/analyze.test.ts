@@ -1,4 +1,5 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -11,7 +12,7 @@ import { sqlString } from '../../core/sql.js';
 import type { AnalysisResult } from '../../analyzer/result.js';
 import { replay } from '../../replayer/replay.js';
 import { tempDir } from '../helpers.js';
-import { runCli } from './cli.js';
+import { CLI, runCli } from './cli.js';
 
 const FLOWS = 'fixtures/flows';
 
@@ -168,6 +169,51 @@ describe('hookshadow analyze over the committed fixture store', () => {
     expect(better.result.totals.unexpected).toBe(0);
   });
 
+  it('judges the baseline by the same rules as the replay, so a rule change alone introduces or resolves nothing', async () => {
+    const same = 'same-flows';
+    await replay({ store, flowsDir: FLOWS, id: same, timings: false, concurrency: 1 });
+    // The baseline's own analysis has no rules; this one documents the retry difference.
+    expect((await runCli(['analyze', '--store', store, '--replay', 'main', '--fail-on', 'none'])).code).toBe(0);
+    const rules = join(await tempDir(), 'rules.yaml');
+    await writeFile(rules, 'expect: [{ id: retry, flow: retry-agent, class: extra_in_flow, reason: r, owner: o }]\n');
+    const res = await analyzeJson(['--store', store, '--replay', same, '--baseline', 'main', '--rules', rules, '--fail-on', 'new']);
+    expect(res.code).toBe(0);
+    expect(res.result.baseline).toMatchObject({ introduced: [], resolved: [] });
+    expect(res.result.rules.expect[0]).toMatchObject({ id: 'retry', suppressed: 5 });
+  });
+
+  it('refuses a baseline over other deliveries', async () => {
+    await replay({ store, flowsDir: FLOWS, id: 'half', timings: false, concurrency: 1, shard: { k: 1, n: 2 } });
+    const res = await runCli(['analyze', '--store', store, '--replay', 'half', '--baseline', 'main']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/HS_ERR_USAGE: --baseline main covered other deliveries/);
+  });
+
+  it('summarizes a shard over its own deliveries only', async () => {
+    if (!(await readFile(join(store, 'replays', 'half', 'manifest.json'), 'utf8').catch(() => null))) {
+      await replay({ store, flowsDir: FLOWS, id: 'half', timings: false, concurrency: 1, shard: { k: 1, n: 2 } });
+    }
+    const { result } = await analyzeJson(['--store', store, '--replay', 'half', '--fail-on', 'none']);
+    expect(result.totals.deliveries).toBeGreaterThan(0);
+    expect(result.totals.deliveries).toBeLessThan(80);
+    expect(result.daily).toEqual([expect.objectContaining({ deliveries: result.totals.deliveries, flow_runs: result.totals.flow_runs })]);
+  });
+
+  it('names a damaged divergences file, and a new analysis replaces it', async () => {
+    const file = join(store, 'replays', 'main', 'divergences.parquet');
+    expect((await runCli(['analyze', '--store', store, '--replay', 'main', '--fail-on', 'none', '--format', 'json'])).code).toBe(0);
+    await writeFile(file, (await readFile(file)).subarray(0, 200));
+    const query = await runCli(['sql', '--store', store, '--replay', 'main', 'SELECT count(*) FROM deliveries']);
+    expect(query.code).toBe(1);
+    expect(query.stderr).toContain(`HS_ERR_STORE_CORRUPT: ${file} is not a readable Parquet file`);
+    expect(query.stderr).toContain('hookshadow analyze --replay main');
+    const again = await analyzeJson(['--store', store, '--replay', 'main', '--fail-on', 'none']);
+    expect(again.result.totals.matches).toBe(80);
+    expect((await runCli(['sql', '--store', store, '--replay', 'main', 'SELECT count(*) FROM divergences'])).code).toBe(0);
+    // No spill or temporary files are left behind.
+    expect((await readdir(join(store, 'replays', 'main'))).sort()).toEqual(['analysis.json', 'divergences.parquet', 'flow_runs.parquet', 'manifest.json', 'node_runs.parquet']);
+  });
+
   it('detects nondeterministic paths by replaying with a perturbed seed and clock, and excludes them only when told to', async () => {
     // A flow whose comment carries the clock: it differs from the legacy comment, and from itself under another clock.
     const timed = await flowsWith('assign-agent.yaml', (t) => t.replace('On it — queued as ${{ nodes.enqueue.output.job_id }}', 'On it at ${{ now }} — queued as ${{ nodes.enqueue.output.job_id }}'));
@@ -285,6 +331,20 @@ describe('hookshadow sql', () => {
     ]);
     conn.closeSync();
     db.closeSync();
+  });
+
+  it('runs an interactive prompt: multi-line statements, errors that do not end it, and a history file', async () => {
+    const history = join(await tempDir(), 'history');
+    const child = spawn(process.execPath, [CLI, 'sql', '--store', store], { env: { ...process.env, HOOKSHADOW_SQL_HISTORY: history }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stdin.end('SELECT count(*) AS n\nFROM deliveries;\nSELECT nope;\nSELECT 41 + 1 AS answer;\n.quit\n');
+    const code = await new Promise((r) => child.on('close', r));
+    expect(code).toBe(0);
+    expect(out).toMatch(/│ 80 /);
+    expect(out).toMatch(/HS_ERR_QUERY_FAILED: .*nope/);
+    expect(out).toMatch(/│ 42 /);
+    expect((await readFile(history, 'utf8')).split('\n')).toEqual(['SELECT count(*) AS n FROM deliveries;', 'SELECT nope;', 'SELECT 41 + 1 AS answer;', '']);
   });
 
   it('reports a bad query with its code and DuckDB\'s message', async () => {

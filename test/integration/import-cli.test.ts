@@ -77,7 +77,7 @@ describe('hookshadow import', () => {
 
 describe('hookshadow CLI', () => {
   it('has --help on every command and exits 0', async () => {
-    for (const args of [['--help'], ['record', '--help'], ['import', '--help'], ['demo', '--help'], ['replay', '--help'], ['flows', '--help'], ['flows', 'validate', '--help'], ['flows', 'ops', '--help']]) {
+    for (const args of [['--help'], ['record', '--help'], ['import', '--help'], ['demo', '--help'], ['replay', '--help'], ['flows', '--help'], ['flows', 'validate', '--help'], ['flows', 'ops', '--help'], ['analyze', '--help'], ['sql', '--help'], ['notebook', '--help']]) {
       const res = await runCli(args);
       expect(res.code, args.join(' ')).toBe(0);
       expect(res.stdout).toMatch(/Usage: hookshadow/);

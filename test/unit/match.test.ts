@@ -4,6 +4,7 @@ import { compareDelivery, type FlowIntent, type FlowRunInfo, type LegacyEffect }
 import { NO_RULES, parseRules, staleRules, type Rules } from '../../analyzer/rules.js';
 import { compareValues, textDiff } from '../../analyzer/compare.js';
 import { formatPath, parsePathPattern, updateAt } from '../../analyzer/json-path.js';
+import { isNoise } from '../../analyzer/noise.js';
 
 const meta = { delivery_id: 'd1', received_at_us: 1_795_000_000_000_000, source: 'github', event: 'issues', action: 'assigned' };
 const T = 'octo/repo#12';
@@ -149,6 +150,19 @@ normalize:
     expect(scoped.map((d) => d.class)).toEqual(['args_differ']);
   });
 
+  it('counts a normalize rule as used only when it changes a value, a tolerance only when it makes numbers equal', () => {
+    const r = rules(`
+normalize:
+  - { id: never-matches, path: $.body, replace: { pattern: 'job-[0-9]+', with: 'job-*' } }
+  - { id: already-trim, path: $.body, trim: true }
+  - { id: close-enough, path: $.n, tolerance: 0.1 }
+`);
+    compareDelivery(meta, [legacy('issue.comment', { body: 'same', n: 1 })], [intent('issue.comment', { body: 'same', n: 5 })], [run()], r);
+    expect(staleRules(r).unused).toEqual(['never-matches', 'already-trim', 'close-enough']);
+    compareDelivery(meta, [legacy('issue.comment', { body: ' x ', n: 1 })], [intent('issue.comment', { body: 'x', n: 1.05 })], [run()], r);
+    expect(staleRules(r).unused).toEqual(['never-matches']);
+  });
+
   it('array as set keeps multiplicity', () => {
     const r = rules(`normalize: [{ path: $.labels, as_set: true }]`);
     const rows = compareDelivery(meta, [legacy('issue.labels.add', { labels: ['a', 'a', 'b'] })], [intent('issue.labels.add', { labels: ['b', 'a'] })], [run()], r);
@@ -223,6 +237,19 @@ expect:
     const body = 'a'.repeat(5000) + 'b';
     const rows = compareDelivery(meta, [legacy('issue.comment', { body })], [intent('issue.comment', { body })], [run()], r);
     expect(rows.map((d) => d.class)).toEqual(['match']);
+  });
+});
+
+describe('noise (Diffy)', () => {
+  it('calls a path noise only when it differs against the legacy side no more often than against itself', () => {
+    // A timestamp: differs every time, both ways.
+    expect(isNoise({ self_pairs: 10, self_differs: 10, legacy_pairs: 10, legacy_differs: 10 })).toBe(true);
+    // Flaky 1 in 10 against itself, but 9 in 10 against legacy: a real divergence hides behind the noise.
+    expect(isNoise({ self_pairs: 10, self_differs: 1, legacy_pairs: 10, legacy_differs: 9 })).toBe(false);
+    // Never differs against itself: deterministic, whatever the legacy side says.
+    expect(isNoise({ self_pairs: 10, self_differs: 0, legacy_pairs: 10, legacy_differs: 0 })).toBe(false);
+    // Nothing to compare on the legacy side: what differs against itself is noise.
+    expect(isNoise({ self_pairs: 4, self_differs: 2, legacy_pairs: 0, legacy_differs: 0 })).toBe(true);
   });
 });
 
