@@ -1,4 +1,4 @@
-import { RE2JS } from '@bufbuild/re2';
+import { RE2JS } from 're2js';
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
 
 /**
@@ -25,7 +25,7 @@ const env = new Environment({ homogeneousAggregateLiterals: false, enableOptiona
   .registerVariable('now', 'google.protobuf.Timestamp')
   .registerVariable('item', 'dyn')
   .registerVariable('index', 'int')
-  .registerFunction('string.re2(string): bool', (text: string, pattern: string) => re2(pattern).test(text));
+  .registerFunction('string.re2(string): bool', (text: string, pattern: string) => re2(pattern).matcher(text).find());
 
 export interface ExpressionScope {
   delivery: Record<string, unknown>;
