@@ -7,7 +7,7 @@ import { sqlIdent, sqlString } from '../core/sql.js';
 import { storePaths, syncDir, writeFileAtomic } from '../core/store/layout.js';
 import { deliveryWhere, filterOfManifest } from '../replayer/source.js';
 import { readReplayManifest, resolveReplayId } from '../replayer/replays.js';
-import { computeDivergences, writeDivergencesParquet } from './divergences.js';
+import { computeDivergences, writeDivergencesParquet, type ComputeCounts } from './divergences.js';
 import { markNoise, measureNoise } from './noise.js';
 import type { AnalysisResult, BaselineReport, DailySummaryRow, DivergentDelivery, FlowSummary, NoisePath, Ranked } from './result.js';
 import { loadRules, NO_RULES, staleRules } from './rules.js';
@@ -64,7 +64,9 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   try {
     await reader.conn.run(`SET memory_limit = '${MEMORY_MB}MB'; SET temp_directory = ${sqlString(spill)}`);
     const counts = await computeDivergences(reader, { manifest, rules, routes, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-    const noise = noiseId ? await measureNoise(reader, { noiseReplay: replayFiles(opts.store, noiseId).nodeRuns, noiseReplayId: noiseId, rules, exclude: opts.noise!.exclude }) : null;
+    const noise = noiseId
+      ? await measureNoise(reader, { noiseReplay: replayFiles(opts.store, noiseId).nodeRuns, noiseReplayId: noiseId, rules, exclude: opts.noise!.exclude, matchesByKind: counts.matchesByKind })
+      : null;
     tmpFile = await writeDivergencesParquet(reader.conn, replayFiles(opts.store, replayId).divergences);
     await reader.conn.run(`CREATE OR REPLACE VIEW divergences AS SELECT * FROM read_parquet(${sqlString(tmpFile)})`);
     const baseline = baselineId
@@ -78,7 +80,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       generated_at: now.toISOString(),
       rules_file: rules.file,
       totals: await totals(reader, manifest, counts),
-      counts_by_class: await countsByClass(reader),
+      counts_by_class: await countsByClass(reader, counts.matches),
       by_flow: await byFlow(reader),
       worst: await worst(reader),
       ...(await divergentDeliveries(reader, opts.limit ?? 1000)),
@@ -139,14 +141,13 @@ async function baselineDivergences(opts: AnalyzeOptions & { now: Date; routes: R
 }
 
 
-async function totals(reader: AnalysisReader, manifest: Parameters<typeof filterOfManifest>[0], counts: { legacy_effects: number; intents: number }) {
+async function totals(reader: AnalysisReader, manifest: Parameters<typeof filterOfManifest>[0], counts: ComputeCounts) {
   const w = deliveryWhere(filterOfManifest(manifest));
   const [d] = await reader.query<{ n: number }>(`SELECT count(*)::DOUBLE AS n FROM deliveries ${w.sql}`, w.params);
   const [r] = await reader.query<{ runs: number; with_flow: number }>(`SELECT count(*)::DOUBLE AS runs, count(DISTINCT (delivery_id, received_at))::DOUBLE AS with_flow FROM flow_runs`);
-  const [v] = await reader.query<{ runs: number; deliveries: number; matches: number; unexpected: number; expected: number }>(
+  const [v] = await reader.query<{ runs: number; deliveries: number; unexpected: number; expected: number }>(
     `SELECT count(DISTINCT run_id) FILTER (WHERE ${UNEXPECTED})::DOUBLE AS runs,
             count(DISTINCT delivery_id) FILTER (WHERE ${UNEXPECTED})::DOUBLE AS deliveries,
-            count(*) FILTER (WHERE class = 'match')::DOUBLE AS matches,
             count(*) FILTER (WHERE ${UNEXPECTED})::DOUBLE AS unexpected,
             count(*) FILTER (WHERE class <> 'match' AND expected_by IS NOT NULL)::DOUBLE AS expected
      FROM divergences`,
@@ -159,14 +160,15 @@ async function totals(reader: AnalysisReader, manifest: Parameters<typeof filter
     divergent_deliveries: v!.deliveries,
     legacy_effects: counts.legacy_effects,
     intents: counts.intents,
-    matches: v!.matches,
+    matches: counts.matches,
     unexpected: v!.unexpected,
     expected: v!.expected,
   };
 }
 
-async function countsByClass(reader: AnalysisReader): Promise<AnalysisResult['counts_by_class']> {
+async function countsByClass(reader: AnalysisReader, matches: number): Promise<AnalysisResult['counts_by_class']> {
   const out = Object.fromEntries(DIVERGENCE_CLASSES.map((c) => [c, { unexpected: 0, expected: 0 }])) as AnalysisResult['counts_by_class'];
+  out.match = { unexpected: matches, expected: 0 };
   const rows = await reader.query<{ class: DivergenceClass; unexpected: number; expected: number }>(
     `SELECT class, count(*) FILTER (WHERE expected_by IS NULL)::DOUBLE AS unexpected, count(*) FILTER (WHERE expected_by IS NOT NULL)::DOUBLE AS expected FROM divergences GROUP BY class`,
   );

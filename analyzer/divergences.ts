@@ -33,13 +33,16 @@ export interface ComputeCounts {
   deliveries: number;
   legacy_effects: number;
   intents: number;
+  /** Matches are counted, not written: nine rows in ten would say "same", and the file is about differences. */
+  matches: number;
+  matchesByKind: Map<string, number>;
 }
 
 export async function computeDivergences(reader: AnalysisReader, opts: ComputeOptions): Promise<ComputeCounts> {
   const { conn } = reader;
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${WORK_TABLE} (${DIVERGENCE_COLUMNS.map((c) => `${sqlIdent(c.name === 'received_at' ? 'received_at_us' : c.name)} ${c.type === 'JSON' ? 'VARCHAR' : c.name === 'received_at' ? 'BIGINT' : c.type}`).join(', ')})`);
   const appender = await conn.createAppender(WORK_TABLE, 'main', 'temp');
-  const counts: ComputeCounts = { deliveries: 0, legacy_effects: 0, intents: 0 };
+  const counts: ComputeCounts = { deliveries: 0, legacy_effects: 0, intents: 0, matches: 0, matchesByKind: new Map() };
   const flowOrder = new Map(opts.manifest.flows.map((f, i) => [f.name, i]));
   const filter = filterOfManifest(opts.manifest);
   const w = deliveryWhere(filter);
@@ -80,7 +83,13 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     if (!meta) return;
     // Flows run independently; their intents compare in the order the flows load, then node order.
     intents.sort((x, y) => (flowOrder.get(x.flow) ?? 0) - (flowOrder.get(y.flow) ?? 0));
-    for (const d of compareDelivery(meta, legacy, intents, runs, opts.rules)) appendRow(appender, d);
+    for (const d of compareDelivery(meta, legacy, intents, runs, opts.rules)) {
+      if (d.class !== 'match') appendRow(appender, d);
+      else {
+        counts.matches++;
+        counts.matchesByKind.set(d.kind!, (counts.matchesByKind.get(d.kind!) ?? 0) + 1);
+      }
+    }
     counts.deliveries++;
     counts.legacy_effects += legacy.length;
     counts.intents += intents.length;

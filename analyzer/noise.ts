@@ -17,20 +17,16 @@ import type { AnalysisReader } from './views.js';
 /** The table of noisy (kind, path) pairs the Parquet writer joins to mark them expected. */
 export async function measureNoise(
   reader: AnalysisReader,
-  opts: { noiseReplay: string; noiseReplayId: string; rules: Rules; exclude: boolean },
+  opts: { noiseReplay: string; noiseReplayId: string; rules: Rules; exclude: boolean; matchesByKind: Map<string, number> },
 ): Promise<NoiseReport> {
   // Comparing the flows with themselves must not mark rules as used.
   const self = await withoutCounting(opts.rules, () => selfDifferences(reader, opts.noiseReplay, opts.rules));
 
   // Legacy side, from the rows just computed: pairs per kind (a match, or one args_differ effect), differing pairs per path.
-  const legacyPairs = new Map(
-    (
-      await reader.query<{ kind: string; n: number }>(
-        `SELECT kind, (count(*) FILTER (WHERE class = 'match') + count(DISTINCT effect_id) FILTER (WHERE class = 'args_differ'))::DOUBLE AS n
-         FROM ${WORK_TABLE} WHERE class IN ('match', 'args_differ') GROUP BY kind`,
-      )
-    ).map((r) => [r.kind, r.n]),
-  );
+  const legacyPairs = new Map(opts.matchesByKind);
+  for (const r of await reader.query<{ kind: string; n: number }>(`SELECT kind, count(DISTINCT effect_id)::DOUBLE AS n FROM ${WORK_TABLE} WHERE class = 'args_differ' GROUP BY kind`)) {
+    legacyPairs.set(r.kind, (legacyPairs.get(r.kind) ?? 0) + r.n);
+  }
   const legacyDiffers = new Map(
     (
       await reader.query<{ kind: string; path: string; n: number }>(

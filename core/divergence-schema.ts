@@ -29,7 +29,7 @@ export type DivergenceClass = (typeof DIVERGENCE_CLASSES)[number];
 /** Classes that count as a divergence (everything but `match`). */
 export const DIVERGENT_CLASSES: readonly DivergenceClass[] = DIVERGENCE_CLASSES.filter((c) => c !== 'match');
 
-/** One row of `divergences.parquet`: one delivery × one difference (or one match). */
+/** One difference (one row of `divergences.parquet`), or a match as the matcher reports it (matches are counted, not written). */
 export interface Divergence {
   /** NULL only for `unattributed`. */
   delivery_id: string | null;
