@@ -5,6 +5,7 @@ import { canonicalJson } from '../core/effects.js';
 import type { ReplayManifest } from '../core/replay-schema.js';
 import { sqlIdent, sqlString } from '../core/sql.js';
 import { syncFile } from '../core/store/layout.js';
+import { streamVerified } from '../core/store/stream.js';
 import { deliveryWhere, filterOfManifest } from '../replayer/source.js';
 import { compareDelivery, divergenceRow, type DeliveryMeta, type FlowIntent, type FlowRunInfo, type LegacyEffect } from './match.js';
 import { expectedBy, type Rules } from './rules.js';
@@ -49,7 +50,8 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
 
   // A delivery id can repeat (a forge's redelivery keeps it): each instance gets the runs of
   // its own receive time, and the effects observed from it until the next instance arrived.
-  const result = await conn.stream(
+  const rowsOf = streamVerified(
+    conn,
     `WITH instances AS (
        SELECT delivery_id, received_at, rejected, epoch_us(received_at) AS r, source, event, action,
               lag(epoch_us(received_at)) OVER w AS prev_r, lead(epoch_us(received_at)) OVER w AS next_r
@@ -72,7 +74,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
      SELECT p.delivery_id, p.r::DOUBLE, s.source, s.event, s.action, p.tag, p.o2, p.id, p.a, p.b, p.c, p.d, p.e
      FROM parts p JOIN scope s ON s.delivery_id = p.delivery_id AND s.r = p.r
      ORDER BY p.r, p.delivery_id, p.tag, p.o1, p.o2, p.id`,
-    w.params as never,
+    w.params,
   );
 
   let meta = null as DeliveryMeta | null;
@@ -99,7 +101,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     runs = [];
   };
   type Row = [string, number, string | null, string | null, string | null, number, number | null, string, string, string, string | null, string | null, string | null];
-  for await (const rows of result.yieldRowsJs()) {
+  for await (const rows of rowsOf) {
     for (const [deliveryId, receivedUs, source, event, action, tag, o2, id, a, b, c, d, e] of rows as unknown as Row[]) {
       if (meta?.delivery_id !== deliveryId || meta.received_at_us !== receivedUs) {
         flush();

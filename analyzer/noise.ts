@@ -1,5 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { sqlString } from '../core/sql.js';
+import { streamVerified } from '../core/store/stream.js';
 import { compareValues } from './compare.js';
 import { WORK_TABLE } from './divergences.js';
 import { formatPath } from './json-path.js';
@@ -73,13 +74,14 @@ export async function markNoise(conn: DuckDBConnection, noisy: Pick<NoisePath, '
 async function selfDifferences(reader: AnalysisReader, noiseReplay: string, rules: Rules): Promise<{ pairs: Map<string, number>; differs: Map<string, number> }> {
   const pairs = new Map<string, number>();
   const differs = new Map<string, number>();
-  const result = await reader.conn.stream(
+  const rowsOf = streamVerified(
+    reader.conn,
     `SELECT a.intent->>'kind', a.intent->>'target', (a.intent->'args')::VARCHAR, (b.intent->'args')::VARCHAR
      FROM node_runs a JOIN read_parquet(${sqlString(noiseReplay)}) b
        ON a.run_id = b.run_id AND a.node_id = b.node_id AND a.iteration IS NOT DISTINCT FROM b.iteration
      WHERE a.intent IS NOT NULL AND b.intent IS NOT NULL AND (a.intent->>'kind') = (b.intent->>'kind')`,
   );
-  for await (const rows of result.yieldRowsJs()) {
+  for await (const rows of rowsOf) {
     for (const [kind, target, a, b] of rows as unknown as [string, string, string, string][]) {
       pairs.set(kind, (pairs.get(kind) ?? 0) + 1);
       if (a === b) continue;

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   HS_ERR_CAPABILITIES_MISSING: { status: 409, exit: 1 },
   HS_ERR_REPLAY_NOT_FOUND: { status: 404, exit: 1 },
   HS_ERR_REPLAY_RESOURCES: { status: 503, exit: 1 },
+  HS_ERR_QUERY_INCOMPLETE: { status: 503, exit: 1 },
   HS_ERR_ROUTES_INVALID: { status: 400, exit: 2 },
   HS_ERR_RULES_INVALID: { status: 400, exit: 2 },
   HS_ERR_QUERY_FAILED: { status: 400, exit: 1 },

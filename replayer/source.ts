@@ -5,6 +5,7 @@ import type { ReplayManifest } from '../core/replay-schema.js';
 import { sqlString } from '../core/sql.js';
 import { storePaths } from '../core/store/layout.js';
 import { openStoreReader, type StoreReader } from '../core/store/reader.js';
+import { streamVerified } from '../core/store/stream.js';
 import type { DeliveryInput } from './engine/delivery.js';
 import type { RecordedExchange } from './engine/recordings.js';
 import type { RawDelivery } from './redeliver.js';
@@ -145,36 +146,35 @@ export async function* streamDeliveries(
         (kind === 'r' ? entry.reads : entry.writes).push({ upstream, method, path, response_status: status, response_body: body, o });
       }
     }
-    const result = await reader.conn.stream(
+    // Read whole (a window is one DuckDB chunk or so): a streamed result that fails midway would end silently (stream.ts).
+    const windowRows = await reader.conn.runAndReadAll(
       `SELECT delivery_id, source, event, action, epoch_us(received_at)::DOUBLE AS received_at_us,
               headers::VARCHAR AS headers, body, body_encoding, content_type, repository
        FROM ${deliveries} ${inWindow} ORDER BY received_at, delivery_id`,
       params.slice(0, n + 2) as never,
     );
-    for await (const rows of result.yieldRowsJs()) {
-      for (const row of rows) {
-        const [id, source, event, action, receivedAtUs, headers, body, encoding, contentType, repository] = row as [
-          string, string, string | null, string | null, number, string | null, string | null, string, string | null, string | null,
-        ];
-        const recorded = byDelivery.get(id);
-        const times = repeated.get(id);
-        const own = (calls: (RecordedExchange & { o: number })[] | undefined) =>
-          (calls ?? []).filter((c) => ownsCall(times, receivedAtUs, c.o)).map(({ o: _o, ...call }) => call);
-        yield {
-          delivery_id: id,
-          source,
-          event,
-          action,
-          received_at_us: receivedAtUs,
-          headers,
-          body,
-          body_encoding: encoding,
-          content_type: contentType,
-          repository,
-          reads: own(recorded?.reads),
-          writes: own(recorded?.writes),
-        };
-      }
+    for (const row of windowRows.getRowsJS()) {
+      const [id, source, event, action, receivedAtUs, headers, body, encoding, contentType, repository] = row as [
+        string, string, string | null, string | null, number, string | null, string | null, string, string | null, string | null,
+      ];
+      const recorded = byDelivery.get(id);
+      const times = repeated.get(id);
+      const own = (calls: (RecordedExchange & { o: number })[] | undefined) =>
+        (calls ?? []).filter((c) => ownsCall(times, receivedAtUs, c.o)).map(({ o: _o, ...call }) => call);
+      yield {
+        delivery_id: id,
+        source,
+        event,
+        action,
+        received_at_us: receivedAtUs,
+        headers,
+        body,
+        body_encoding: encoding,
+        content_type: contentType,
+        repository,
+        reads: own(recorded?.reads),
+        writes: own(recorded?.writes),
+      };
     }
   }
 }
@@ -205,11 +205,11 @@ function overlapping(spans: FileSpan[], lo: number, hi: number): string | null {
 
 /** Half-open [lo, hi) receive-time windows of about `size` deliveries each; equal times never straddle two windows. */
 async function windowBounds(reader: StoreReader, w: { sql: string; params: unknown[] }, size: number): Promise<[number, number][]> {
-  const result = await reader.conn.stream(`SELECT epoch_us(received_at)::DOUBLE FROM deliveries ${w.sql} ORDER BY received_at`, w.params as never);
+  const result = streamVerified(reader.conn, `SELECT epoch_us(received_at)::DOUBLE FROM deliveries ${w.sql} ORDER BY received_at`, w.params);
   const starts: number[] = [];
   let inWindow = 0;
   let last = -Infinity;
-  for await (const rows of result.yieldRowsJs()) {
+  for await (const rows of result) {
     for (const [t] of rows as [number][]) {
       if (starts.length === 0 || (inWindow >= size && t !== last)) {
         starts.push(t);

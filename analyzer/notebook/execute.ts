@@ -62,8 +62,10 @@ function bindParams(prepared: DuckDBPreparedStatement, params: ReadonlyMap<strin
 }
 
 async function readResult(prepared: DuckDBPreparedStatement, maxRows: number, charted: boolean): Promise<SqlOutcome> {
-  // Streamed, so a huge result is counted without being held: only the rows a table or chart can use are kept.
-  const result = await prepared.stream();
+  // Run to completion, not streamed: DuckDB's Node client ends a stream that fails midway as if it were
+  // complete (core/store/stream.ts), and a notebook must not show a silently cut count. Only the rows a
+  // table or chart can use are converted to JS.
+  const result = await prepared.run();
   if (result.returnType !== ResultReturnType.QUERY_RESULT) return { result: null, chartRows: [] };
   const names = result.deduplicatedColumnNames();
   const types = result.columnTypes();

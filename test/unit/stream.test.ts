@@ -1,0 +1,45 @@
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { streamVerified } from '../../core/store/stream.js';
+
+describe('streamVerified', () => {
+  let db: DuckDBInstance;
+  let conn: DuckDBConnection;
+  beforeAll(async () => {
+    db = await DuckDBInstance.create(':memory:');
+    conn = await db.connect();
+    await conn.run('SET threads = 1');
+  });
+  afterAll(() => {
+    conn.closeSync();
+    db.closeSync();
+  });
+
+  it('throws when the query fails midway, where a plain DuckDB stream ends as if complete', async () => {
+    const failing = `SELECT CASE WHEN i < 3000000 THEN i ELSE error('boom') END AS x FROM range(6000000) t(i)`;
+    // The hazard this guards against: the client's stream stops early and says nothing.
+    let plain = 0;
+    for await (const rows of (await conn.stream(failing)).yieldRowsJs()) plain += rows.length;
+    expect(plain).toBeGreaterThan(0);
+    expect(plain).toBeLessThan(6_000_000);
+
+    let seen = 0;
+    await expect(
+      (async () => {
+        for await (const rows of streamVerified(conn, failing)) seen += rows.length;
+      })(),
+    ).rejects.toThrow(/boom/);
+    expect(seen).toBe(0);
+  });
+
+  it('yields every row in the query\'s order, with bound parameters, and leaves no table behind', async () => {
+    const got: number[] = [];
+    for await (const rows of streamVerified(conn, 'SELECT i::INTEGER AS i FROM range($1::BIGINT) t(i) ORDER BY i DESC', [5000])) got.push(...rows.map((r) => r[0] as number));
+    expect(got).toHaveLength(5000);
+    expect(got[0]).toBe(4999);
+    expect(got.every((v, k) => k === 0 || v < got[k - 1]!)).toBe(true);
+    const tables = (await conn.runAndReadAll(`SELECT count(*)::INTEGER FROM duckdb_tables() WHERE table_name LIKE 'hookshadow_stream_%'`)).getRowsJS();
+    expect(tables[0]![0]).toBe(0);
+  });
+});
