@@ -65,7 +65,8 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
        FROM effects e JOIN scope s ON e.delivery_id = s.delivery_id
         AND (s.prev_r IS NULL OR epoch_us(e.observed_at) >= s.r) AND (s.next_r IS NULL OR epoch_us(e.observed_at) < s.next_r)
        UNION ALL
-       SELECT s.delivery_id, s.r, 1, n.seq, n.iteration, n.run_id, n.flow, n.node_id, NULL, n.intent::VARCHAR, NULL
+       -- Kind, target and args only: the intent's request repeats the args and is not compared.
+       SELECT s.delivery_id, s.r, 1, n.seq, n.iteration, n.run_id, n.flow, n.node_id, n.intent->>'kind', (n.intent->'args')::VARCHAR, n.intent->>'target'
        FROM node_runs n JOIN runs USING (run_id) JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r
        WHERE n.intent IS NOT NULL
        UNION ALL
@@ -109,8 +110,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
       }
       if (tag === 0) legacy.push({ effect_id: id, ...opts.routes.map({ upstream: a, method: b, path: c!, body: parseBody(d, e) }) });
       else if (tag === 1) {
-        const intent = JSON.parse(d!) as { kind: string; target: string; args: Record<string, unknown> };
-        intents.push({ run_id: id, flow: a, node_id: b, iteration: o2 === null ? null : Number(o2), kind: intent.kind, target: intent.target, args: intent.args ?? {} });
+        intents.push({ run_id: id, flow: a, node_id: b, iteration: o2 === null ? null : Number(o2), kind: c!, target: e!, args: d ? (JSON.parse(d) as Record<string, unknown>) : {} });
       } else runs.push({ run_id: id, flow: a, status: b, error: c, node_id: d });
     }
   }
