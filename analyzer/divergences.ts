@@ -52,29 +52,31 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
   // its own receive time, and the effects observed from it until the next instance arrived.
   const rowsOf = streamVerified(
     conn,
-    `WITH instances AS (
-       SELECT delivery_id, received_at, rejected, epoch_us(received_at) AS r, source, event, action,
-              lag(epoch_us(received_at)) OVER w AS prev_r, lead(epoch_us(received_at)) OVER w AS next_r
-       FROM deliveries WHERE rejected IS NULL WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
-     scope AS (SELECT * FROM instances ${w.sql}),
+    `WITH repeated AS (SELECT delivery_id FROM deliveries WHERE rejected IS NULL GROUP BY delivery_id HAVING count(*) > 1),
+     instances AS (
+       SELECT delivery_id, received_at, rejected, epoch_us(received_at) AS r, source, event, action, NULL::BIGINT AS prev_r, NULL::BIGINT AS next_r
+       FROM deliveries ANTI JOIN repeated USING (delivery_id) WHERE rejected IS NULL
+       UNION ALL
+       -- Only repeated ids need their neighbours: a window over every delivery would cost a sort of the whole store.
+       SELECT delivery_id, received_at, rejected, epoch_us(received_at), source, event, action,
+              lag(epoch_us(received_at)) OVER w, lead(epoch_us(received_at)) OVER w
+       FROM deliveries SEMI JOIN repeated USING (delivery_id) WHERE rejected IS NULL WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
+     scope AS (SELECT delivery_id, r, source, event, action, prev_r, next_r FROM instances ${w.sql}),
      runs AS (SELECT run_id, delivery_id, flow, status, error, epoch_us(received_at) AS r FROM flow_runs),
-     problems AS (SELECT run_id, arg_min(node_id, seq) AS node_id FROM node_runs WHERE status IN ('failed', 'no_recording', 'blocked') GROUP BY run_id),
-     parts AS (
-       SELECT s.delivery_id, s.r, 0 AS tag, epoch_us(e.observed_at) AS o1, NULL::INTEGER AS o2, e.effect_id AS id,
-              e.upstream AS a, e.method AS b, e.path AS c, e.request_body AS d, e.request_body_encoding AS e
-       FROM effects e JOIN scope s ON e.delivery_id = s.delivery_id
-        AND (s.prev_r IS NULL OR epoch_us(e.observed_at) >= s.r) AND (s.next_r IS NULL OR epoch_us(e.observed_at) < s.next_r)
-       UNION ALL
-       -- Kind, target and args only: the intent's request repeats the args and is not compared.
-       SELECT s.delivery_id, s.r, 1, n.seq, n.iteration, n.run_id, n.flow, n.node_id, n.intent->>'kind', (n.intent->'args')::VARCHAR, n.intent->>'target'
-       FROM node_runs n JOIN runs USING (run_id) JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r
-       WHERE n.intent IS NOT NULL
-       UNION ALL
-       SELECT s.delivery_id, s.r, 2, 0, NULL, runs.run_id, runs.flow, runs.status, runs.error, p.node_id, NULL
-       FROM runs JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r LEFT JOIN problems p USING (run_id))
-     SELECT p.delivery_id, p.r::DOUBLE, s.source, s.event, s.action, p.tag, p.o2, p.id, p.a, p.b, p.c, p.d, p.e
-     FROM parts p JOIN scope s ON s.delivery_id = p.delivery_id AND s.r = p.r
-     ORDER BY p.r, p.delivery_id, p.tag, p.o1, p.o2, p.id`,
+     problems AS (SELECT run_id, arg_min(node_id, seq) AS node_id FROM node_runs WHERE status IN ('failed', 'no_recording', 'blocked') GROUP BY run_id)
+     SELECT s.delivery_id, s.r::DOUBLE AS r, s.source, s.event, s.action, 0 AS tag, epoch_us(e.observed_at) AS o1, NULL::INTEGER AS o2, e.effect_id AS id,
+            e.upstream AS a, e.method AS b, e.path AS c, e.request_body AS d, e.request_body_encoding AS e
+     FROM effects e JOIN scope s ON e.delivery_id = s.delivery_id
+      AND (s.prev_r IS NULL OR epoch_us(e.observed_at) >= s.r) AND (s.next_r IS NULL OR epoch_us(e.observed_at) < s.next_r)
+     UNION ALL
+     -- Kind, target and args only: the intent's request repeats the args and is not compared.
+     SELECT s.delivery_id, s.r, s.source, s.event, s.action, 1, n.seq, n.iteration, n.run_id, n.flow, n.node_id, n.intent->>'kind', (n.intent->'args')::VARCHAR, n.intent->>'target'
+     FROM node_runs n JOIN runs USING (run_id) JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r
+     WHERE n.intent IS NOT NULL
+     UNION ALL
+     SELECT s.delivery_id, s.r, s.source, s.event, s.action, 2, 0, NULL, runs.run_id, runs.flow, runs.status, runs.error, p.node_id, NULL
+     FROM runs JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r LEFT JOIN problems p USING (run_id)
+     ORDER BY r, delivery_id, tag, o1, o2, id`,
     w.params,
   );
 
@@ -101,9 +103,9 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     intents = [];
     runs = [];
   };
-  type Row = [string, number, string | null, string | null, string | null, number, number | null, string, string, string, string | null, string | null, string | null];
+  type Row = [string, number, string | null, string | null, string | null, number, number, number | null, string, string, string, string | null, string | null, string | null];
   for await (const rows of rowsOf) {
-    for (const [deliveryId, receivedUs, source, event, action, tag, o2, id, a, b, c, d, e] of rows as unknown as Row[]) {
+    for (const [deliveryId, receivedUs, source, event, action, tag, , o2, id, a, b, c, d, e] of rows as unknown as Row[]) {
       if (meta?.delivery_id !== deliveryId || meta.received_at_us !== receivedUs) {
         flush();
         meta = { delivery_id: deliveryId, received_at_us: receivedUs, source, event, action };
