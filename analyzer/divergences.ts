@@ -80,6 +80,10 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     w.params,
   );
 
+  const countMatch = (kind: string) => {
+    counts.matches++;
+    counts.matchesByKind.set(kind, (counts.matchesByKind.get(kind) ?? 0) + 1);
+  };
   let meta = null as DeliveryMeta | null;
   let legacy: LegacyEffect[] = [];
   let intents: FlowIntent[] = [];
@@ -88,13 +92,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     if (!meta) return;
     // Flows run independently; their intents compare in the order the flows load, then node order.
     intents.sort((x, y) => (flowOrder.get(x.flow) ?? 0) - (flowOrder.get(y.flow) ?? 0));
-    for (const d of compareDelivery(meta, legacy, intents, runs, opts.rules)) {
-      if (d.class !== 'match') appendRow(appender, d);
-      else {
-        counts.matches++;
-        counts.matchesByKind.set(d.kind!, (counts.matchesByKind.get(d.kind!) ?? 0) + 1);
-      }
-    }
+    for (const d of compareDelivery(meta, legacy, intents, runs, opts.rules, countMatch)) appendRow(appender, d);
     counts.deliveries++;
     counts.legacy_effects += legacy.length;
     counts.intents += intents.length;

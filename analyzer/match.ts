@@ -70,11 +70,24 @@ interface Side<T> {
   norm: Record<string, unknown>;
 }
 
-export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], intents: FlowIntent[], runs: FlowRunInfo[], rules: Rules): Divergence[] {
+/**
+ * One delivery's rows. With `onMatch`, matches are reported to it (by kind) instead of
+ * returned as rows: the analyzer counts them, and at a million deliveries the row
+ * objects alone would cost more than the matching.
+ */
+export function compareDelivery(
+  meta: DeliveryMeta,
+  legacy: LegacyEffect[],
+  intents: FlowIntent[],
+  runs: FlowRunInfo[],
+  rules: Rules,
+  onMatch?: (kind: string) => void,
+): Divergence[] {
   const out: Divergence[] = [];
   const row = (cls: DivergenceClass, fields: Partial<Divergence>): Divergence => divergenceRow(cls, { ...meta, ...fields });
   const fromLegacy = (l: LegacyEffect) => ({ kind: l.kind, target: l.target, effect_id: l.effect_id, route: l.route });
   const fromIntent = (i: FlowIntent) => ({ kind: i.kind, target: i.target, flow: i.flow, node_id: i.node_id, iteration: i.iteration, run_id: i.run_id });
+  const match = (l: LegacyEffect, i: FlowIntent) => (onMatch ? onMatch(l.kind) : out.push(row('match', { ...fromIntent(i), ...fromLegacy(l) })));
   // With one flow run, whatever the legacy handler did that no flow intended is that flow's gap.
   const soleRun = runs.length === 1 ? { flow: runs[0]!.flow, run_id: runs[0]!.run_id } : {};
 
@@ -93,6 +106,12 @@ export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], inte
     const first = g.legacy[0]?.item ?? g.intents[0]!.item;
     const tolerance = toleranceFor(rules, first.kind, first.target);
     const diff = (l: Side<LegacyEffect>, i: Side<FlowIntent>) => compareValues(l.norm, i.norm, tolerance);
+    // The common case, one effect and one intent, needs no buckets.
+    if (g.legacy.length === 1 && g.intents.length === 1 && diff(g.legacy[0]!, g.intents[0]!).length === 0) {
+      pairs.push({ legacy: g.legacy[0]!, intent: g.intents[0]! });
+      match(g.legacy[0]!.item, g.intents[0]!.item);
+      continue;
+    }
     const free = new Set(g.intents);
     const unpaired: Side<LegacyEffect>[] = [];
     // Equal args pair first, so a multiset {A, B} vs {B, A} is two matches; bucketed by canonical form, so linear.
@@ -109,7 +128,7 @@ export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], inte
       }
       free.delete(same);
       pairs.push({ legacy: l, intent: same });
-      out.push(row('match', { ...fromIntent(same.item), ...fromLegacy(l.item) }));
+      match(l.item, same.item);
     }
     // Then each remaining legacy effect pairs with the closest remaining intent: fewest differing paths
     // (none, within a numeric tolerance, is a match), earliest on ties.
@@ -126,7 +145,7 @@ export function compareDelivery(meta: DeliveryMeta, legacy: LegacyEffect[], inte
       }
       free.delete(best.intent);
       pairs.push({ legacy: l, intent: best.intent });
-      if (best.diffs.length === 0) out.push(row('match', { ...fromIntent(best.intent.item), ...fromLegacy(l.item) }));
+      if (best.diffs.length === 0) match(l.item, best.intent.item);
       for (const d of best.diffs) {
         out.push(
           row('args_differ', {
