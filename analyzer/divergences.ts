@@ -41,8 +41,11 @@ export interface ComputeCounts {
 
 export async function computeDivergences(reader: AnalysisReader, opts: ComputeOptions): Promise<ComputeCounts> {
   const { conn } = reader;
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${WORK_TABLE} (${DIVERGENCE_COLUMNS.map((c) => `${sqlIdent(c.name === 'received_at' ? 'received_at_us' : c.name)} ${c.type === 'JSON' ? 'VARCHAR' : c.name === 'received_at' ? 'BIGINT' : c.type}`).join(', ')})`);
-  const appender = await conn.createAppender(WORK_TABLE, 'main', 'temp');
+  // The appender gets a connection of its own: it flushes every 204,800 rows by running a statement, and a
+  // statement on the streaming connection would end the stream (streamVerified would then report it cut).
+  // So the work table is in the main schema, which both connections see.
+  await conn.run(`CREATE OR REPLACE TABLE ${WORK_TABLE} (${DIVERGENCE_COLUMNS.map((c) => `${sqlIdent(c.name === 'received_at' ? 'received_at_us' : c.name)} ${c.type === 'JSON' ? 'VARCHAR' : c.name === 'received_at' ? 'BIGINT' : c.type}`).join(', ')})`);
+  const appender = await (await reader.connect()).createAppender(WORK_TABLE);
   const counts: ComputeCounts = { deliveries: 0, legacy_effects: 0, intents: 0, matches: 0, matchesByKind: new Map() };
   const flowOrder = new Map(opts.manifest.flows.map((f, i) => [f.name, i]));
   const filter = filterOfManifest(opts.manifest);

@@ -256,8 +256,11 @@ export async function callLag(reader: StoreReader, f: DeliveryFilter): Promise<C
  * times, in order; ids received once (nearly all) are not listed.
  */
 export async function repeatedDeliveries(reader: StoreReader): Promise<Map<string, number[]>> {
+  // Two steps: a count per id is a small aggregate; gathering every id's times would not fit the reader's memory.
   const rows = await reader.query<{ id: string; times: number[] }>(
-    `SELECT delivery_id AS id, list(epoch_us(received_at)::DOUBLE ORDER BY received_at) AS times FROM deliveries WHERE rejected IS NULL GROUP BY delivery_id HAVING count(*) > 1`,
+    `WITH r AS (SELECT delivery_id FROM deliveries WHERE rejected IS NULL GROUP BY delivery_id HAVING count(*) > 1)
+     SELECT delivery_id AS id, list(epoch_us(received_at)::DOUBLE ORDER BY received_at) AS times
+     FROM deliveries SEMI JOIN r USING (delivery_id) WHERE rejected IS NULL GROUP BY delivery_id`,
   );
   return new Map(rows.map((r) => [r.id, r.times.map(Number)]));
 }

@@ -12,6 +12,8 @@ export interface StoreReader {
   readonly conn: DuckDBConnection;
   /** Runs a query with bound parameters and returns plain JSON-compatible rows. */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Another connection to the same database (closed with the reader), for work that must not interrupt a result streaming on `conn`. */
+  connect(): Promise<DuckDBConnection>;
   close(): void;
 }
 
@@ -47,6 +49,7 @@ export async function openStoreReader(store: string): Promise<StoreReader> {
     db.closeSync();
     throw err;
   }
+  const others: DuckDBConnection[] = [];
   return {
     store,
     conn,
@@ -54,7 +57,13 @@ export async function openStoreReader(store: string): Promise<StoreReader> {
       const reader = await conn.runAndReadAll(sql, params as never);
       return reader.getRowObjectsJson() as T[];
     },
+    async connect() {
+      const extra = await db.connect();
+      others.push(extra);
+      return extra;
+    },
     close() {
+      for (const c of others) c.closeSync();
       conn.closeSync();
       db.closeSync();
     },

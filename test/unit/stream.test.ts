@@ -42,4 +42,31 @@ describe('streamVerified', () => {
     const tables = (await conn.runAndReadAll(`SELECT count(*)::INTEGER FROM duckdb_tables() WHERE table_name LIKE 'hookshadow_stream_%'`)).getRowsJS();
     expect(tables[0]![0]).toBe(0);
   });
+
+  it('is cut short by an appender flushing on the same connection, and not by one on its own connection', async () => {
+    // A DuckDB appender flushes every 204,800 rows by running a statement; on the streaming connection
+    // that ends the stream. The analyzer appends divergences while it streams, so it appends elsewhere.
+    const run = async (appendConn: DuckDBConnection) => {
+      await conn.run('CREATE OR REPLACE TABLE sink (i BIGINT)');
+      const appender = await appendConn.createAppender('sink');
+      let seen = 0;
+      try {
+        for await (const rows of streamVerified(conn, 'SELECT i FROM range(300000) t(i) ORDER BY i')) {
+          for (const [i] of rows) {
+            appender.appendBigInt(i as bigint);
+            appender.endRow();
+          }
+          seen += rows.length;
+        }
+      } finally {
+        appender.closeSync();
+      }
+      return seen;
+    };
+    await expect(run(conn)).rejects.toThrow(/HS_ERR_QUERY_INCOMPLETE|ended a result after/);
+    const own = await db.connect();
+    expect(await run(own)).toBe(300000);
+    expect((await conn.runAndReadAll('SELECT count(*)::INTEGER FROM sink')).getRowsJS()[0]![0]).toBe(300000);
+    own.closeSync();
+  });
 });
