@@ -66,7 +66,8 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
        FROM deliveries SEMI JOIN repeated USING (delivery_id) WHERE rejected IS NULL WINDOW w AS (PARTITION BY delivery_id ORDER BY received_at)),
      scope AS (SELECT delivery_id, r, source, event, action, prev_r, next_r FROM instances ${w.sql}),
      runs AS (SELECT run_id, delivery_id, flow, status, error, epoch_us(received_at) AS r FROM flow_runs),
-     problems AS (SELECT run_id, arg_min(node_id, seq) AS node_id FROM node_runs WHERE status IN ('failed', 'no_recording', 'blocked') GROUP BY run_id)
+     problems AS (SELECT run_id, arg_min(node_id, seq) AS node_id FROM node_runs WHERE status IN ('failed', 'no_recording', 'blocked') GROUP BY run_id),
+     parts AS (
      SELECT s.delivery_id, s.r::DOUBLE AS r, s.source, s.event, s.action, 0 AS tag, epoch_us(e.observed_at) AS o1, NULL::INTEGER AS o2, e.effect_id AS id,
             e.upstream AS a, e.method AS b, e.path AS c, e.request_body AS d, e.request_body_encoding AS e
      FROM effects e JOIN scope s ON e.delivery_id = s.delivery_id
@@ -79,6 +80,9 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
      UNION ALL
      SELECT s.delivery_id, s.r, s.source, s.event, s.action, 2, 0, NULL, runs.run_id, runs.flow, runs.status, runs.error, p.node_id, NULL
      FROM runs JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r LEFT JOIN problems p USING (run_id)
+     )
+     -- One JSON array per row: JSON.parse is about three times faster than the client's value-by-value conversion.
+     SELECT json_array(delivery_id, r, source, event, action, tag, o2, id, a, b, c, d, e)::VARCHAR FROM parts
      ORDER BY r, delivery_id, tag, o1, o2, id`,
     w.params,
   );
@@ -104,9 +108,10 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     intents = [];
     runs = [];
   };
-  type Row = [string, number, string | null, string | null, string | null, number, number, number | null, string, string, string, string | null, string | null, string | null];
+  type Row = [string, number, string | null, string | null, string | null, number, number | null, string, string, string, string | null, string | null, string | null];
   for await (const rows of rowsOf) {
-    for (const [deliveryId, receivedUs, source, event, action, tag, , o2, id, a, b, c, d, e] of rows as unknown as Row[]) {
+    for (const [json] of rows as [string][]) {
+      const [deliveryId, receivedUs, source, event, action, tag, o2, id, a, b, c, d, e] = JSON.parse(json) as Row;
       if (meta?.delivery_id !== deliveryId || meta.received_at_us !== receivedUs) {
         flush();
         meta = { delivery_id: deliveryId, received_at_us: receivedUs, source, event, action };
