@@ -29,6 +29,7 @@ import { sqlIdent, sqlString } from '../../core/sql.js';
 import { ensureStore, storePaths } from '../../core/store/layout.js';
 import { VERSION } from '../../core/version.js';
 import { parseCount } from '../replay/make-store.js';
+import { flag } from '../shared/args.js';
 import { defaultDataDir } from './data.js';
 
 export const DAILY_REPLAY_ID = 'bench-daily';
@@ -302,10 +303,7 @@ export async function ensureDailyStore(opts: { dir: string; count: number; days:
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const arg = (name: string) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const arg = (name: string) => flag(argv, name);
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(`Writes (or reuses) the daily-summary benchmark's store.
   --count N        deliveries (default 10000000)

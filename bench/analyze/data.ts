@@ -27,33 +27,26 @@
  * already holds this count and seed (data.json, checked against the store and the replay) is reused.
  */
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rm, stat, writeFile, copyFile, mkdir } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { CaptureRecord } from '../../core/capture-schema.js';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { ReplayManifest } from '../../core/replay-schema.js';
 import { REPLAY_FORMAT_VERSION } from '../../core/replay-schema.js';
 import { sqlString } from '../../core/sql.js';
 import { storePaths } from '../../core/store/layout.js';
-import { openStoreReader } from '../../core/store/reader.js';
-import { openCaptureWriter, type CaptureWriter } from '../../core/store/writer.js';
-import type { OpenWalFile } from '../../core/store/wal.js';
 import { compareDelivery, type FlowIntent, type LegacyEffect } from '../../analyzer/match.js';
 import { NO_RULES } from '../../analyzer/rules.js';
 import { loadRouteMaps } from '../../analyzer/routes.js';
 import { generateDeliveries, type GeneratedDelivery } from '../../fixtures/generator/deliveries.js';
-import { DEFAULT_CONFIG } from '../../recorder/config.js';
-import type { DeliveryInput } from '../../replayer/engine/delivery.js';
-import { recordedReads, type RecordedExchange } from '../../replayer/engine/recordings.js';
-import { runDelivery } from '../../replayer/engine/run.js';
 import { formatProblem } from '../../replayer/flows/model.js';
 import { loadFlowsDir } from '../../replayer/flows/load.js';
 import { BUILTIN_OPS, createOpRegistry } from '../../replayer/ops/registry.js';
 import { readReplayManifest } from '../../replayer/replays.js';
 import { replay } from '../../replayer/replay.js';
-import { repoRoot } from '../replay/flows.js';
-import { BOT_LOGIN, REVIEWER, callRecords, deliveryRecord, legacyCalls, parseCount, type LegacyCall } from '../replay/make-store.js';
+import { copyFixtureFlows, dryRunGenerated } from '../replay/flows.js';
+import { flag } from '../shared/args.js';
+import { BOT_LOGIN, REVIEWER, countRows, legacyCalls, parquetStats, parseCount, writeBenchStore, type LegacyCall, type Payload } from '../replay/make-store.js';
 
 export const REPLAY_ID = 'bench-analyze';
 /** The same replay as if the activity-feed flow were off (ensureDriftReplay). */
@@ -72,8 +65,6 @@ export const dataPaths = (dir: string) => ({ store: join(dir, 'store'), flows: j
 
 // ---------------------------------------------------------------------------------------------
 // The busier legacy bot.
-
-type Payload = Record<string, any>;
 
 /** 0-999 from the delivery id: which deliberate difference, if any, a delivery gets. */
 export const bucket = (deliveryId: string) => parseInt(createHash('sha256').update(`analyze\0${deliveryId}`).digest('hex').slice(0, 8), 16) % 1000;
@@ -172,14 +163,7 @@ nodes:
 
 /** Writes the fixture flows and FLOWS into `dir` (emptied first). */
 export async function writeFlows(dir: string): Promise<string[]> {
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  const fixtures = join(repoRoot(), 'fixtures', 'flows');
-  const files: string[] = [];
-  for (const f of (await readdir(fixtures)).filter((n) => /\.ya?ml$/.test(n)).sort()) {
-    await copyFile(join(fixtures, f), join(dir, f));
-    files.push(f);
-  }
+  const files = await copyFixtureFlows(dir);
   for (const [f, text] of Object.entries(FLOWS)) {
     await writeFile(join(dir, f), text);
     files.push(f);
@@ -209,30 +193,11 @@ export async function checkFlows(flowsDir: string, opts: { sample: number; seed:
   const rules = NO_RULES();
   const check: FlowCheck = { sample: opts.sample, legacyEffects: 0, intents: 0, classes: {}, runsByStatus: {} };
   const flowOrder = new Map(loaded.flows.map((f, i) => [f.name, i]));
-  const logger = { info: () => undefined };
   let i = 0;
   for (const g of generateDeliveries({ count: opts.sample, seed: opts.seed, slim: true, botLogin: BOT_LOGIN })) {
-    const rec = deliveryRecord(g, i++);
     const payload = JSON.parse(g.body) as Payload;
-    const d: DeliveryInput = {
-      delivery_id: rec.delivery_id,
-      source: rec.source,
-      event: rec.event,
-      action: rec.action,
-      received_at_us: rec.received_at_us,
-      headers: rec.headers,
-      payload,
-      repository: rec.repository,
-    };
     const calls = analyzeLegacyCalls(g, payload);
-    const asRecorded = (c: LegacyCall): RecordedExchange => ({ upstream: c.upstream, method: c.method, path: c.path, response_status: c.status, response_body: JSON.stringify(c.responseBody) });
-    const runs = await runDelivery(loaded.flows, d, {
-      mode: 'dry-run',
-      seed: 0,
-      reads: recordedReads(calls.filter((c) => c.method === 'GET').map(asRecorded)),
-      echoes: recordedReads(calls.filter((c) => c.method !== 'GET').map(asRecorded)),
-      logger,
-    });
+    const { delivery: d, runs } = await dryRunGenerated(loaded.flows, g, i++, payload, calls);
     const legacy: LegacyEffect[] = calls
       .filter((c) => c.method !== 'GET')
       .map((c, k) => ({ effect_id: `e${k}`, ...routes.map({ upstream: c.upstream, method: c.method, path: c.path, body: c.requestBody }) }));
@@ -275,43 +240,6 @@ export interface DataInfo {
   reused?: boolean;
 }
 
-/** The WAL file without O_DSYNC: the benchmark store need not survive a power cut. */
-const openUnsynced: OpenWalFile = async (path) => {
-  const fh = await open(path, 'a', 0o644);
-  return {
-    writev: async (buffers) => {
-      await fh.writev(buffers);
-    },
-    truncate: (length) => fh.truncate(length),
-    close: () => fh.close(),
-  };
-};
-
-async function parquetStats(dir: string): Promise<{ files: number; bytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  for (const table of ['deliveries', 'exchanges', 'effects']) {
-    for (const e of await readdir(join(dir, table), { recursive: true, withFileTypes: true }).catch(() => [])) {
-      if (!e.isFile() || !e.name.endsWith('.parquet')) continue;
-      files += 1;
-      bytes += (await stat(join(e.parentPath, e.name))).size;
-    }
-  }
-  return { files, bytes };
-}
-
-async function countRows(store: string): Promise<DataInfo['rows']> {
-  const reader = await openStoreReader(store);
-  try {
-    const [row] = await reader.query<{ d: string; x: string; e: string }>(
-      `SELECT (SELECT count(*) FROM deliveries)::VARCHAR AS d, (SELECT count(*) FROM exchanges)::VARCHAR AS x, (SELECT count(*) FROM effects)::VARCHAR AS e`,
-    );
-    return { deliveries: Number(row!.d), exchanges: Number(row!.x), effects: Number(row!.e) };
-  } finally {
-    reader.close();
-  }
-}
-
 const fileSize = (path: string) => stat(path).then((s) => s.size, () => 0);
 
 /** Reuses the data directory when it holds this count and seed, whole; otherwise (re)generates everything. */
@@ -344,12 +272,9 @@ export async function ensureAnalyzeData(opts: { dir: string; count: number; seed
   );
 
   const tStore = performance.now();
-  const rows = await writeStore(paths.store, opts.count, opts.seed, log);
+  // Through the recorder's writer (WAL segments rolled into Parquet), as bench/replay writes its store.
+  const { rows } = await writeBenchStore({ store: paths.store, count: opts.count, seed: opts.seed, instance: INSTANCE, secret: SECRET, calls: analyzeLegacyCalls, effects: true, durable: false, log });
   const storeSeconds = (performance.now() - tStore) / 1000;
-  const counted = await countRows(paths.store);
-  if (counted.deliveries !== rows.deliveries || counted.effects !== rows.effects || counted.exchanges !== rows.exchanges) {
-    throw new Error(`store row counts ${JSON.stringify(counted)} do not match what was written ${JSON.stringify(rows)}`);
-  }
   const pq = await parquetStats(paths.store);
   log(`store: ${rows.deliveries.toLocaleString('en')} deliveries, ${rows.effects.toLocaleString('en')} effects, ${rows.exchanges.toLocaleString('en')} exchanges in ${pq.files} Parquet files (${(pq.bytes / 2 ** 20).toFixed(0)} MiB), ${storeSeconds.toFixed(0)} s`);
 
@@ -448,62 +373,9 @@ export async function ensureDriftReplay(store: string): Promise<{ id: string; in
   }
 }
 
-/** Writes the store through the recorder's writer (WAL segments rolled into Parquet), as bench/replay does. */
-async function writeStore(store: string, count: number, seed: number, log: (line: string) => void): Promise<DataInfo['rows']> {
-  await rm(store, { recursive: true, force: true });
-  const t0 = performance.now();
-  let rollFailures = 0;
-  const writer: CaptureWriter = await openCaptureWriter({
-    store,
-    instance: INSTANCE,
-    maxSegmentBytes: DEFAULT_CONFIG.wal.max_segment_bytes,
-    maxSegmentAgeMs: 3_600_000,
-    openFile: openUnsynced,
-    events: {
-      rollFailed: (segment, err) => {
-        rollFailures += 1;
-        log(`store: ROLL FAILED for ${segment}: ${(err as Error).message}`);
-      },
-    },
-  });
-  const rows = { deliveries: 0, exchanges: 0, effects: 0 };
-  const pending: Promise<void>[] = [];
-  const BATCH = 1000;
-  const every = Math.max(BATCH, Math.round(count / 10 / BATCH) * BATCH);
-  try {
-    let i = 0;
-    for (const g of generateDeliveries({ count, seed, slim: true, secrets: { github: SECRET, gitea: SECRET }, botLogin: BOT_LOGIN })) {
-      const d = deliveryRecord(g, i);
-      const records: CaptureRecord[] = [d, ...callRecords(d, analyzeLegacyCalls(g, JSON.parse(g.body) as Payload), true)];
-      for (const r of records) {
-        if (r.t === 'delivery') rows.deliveries += 1;
-        else if (r.t === 'exchange') rows.exchanges += 1;
-        else rows.effects += 1;
-        pending.push(writer.append(r));
-      }
-      i += 1;
-      if (i % BATCH === 0 || i === count) {
-        // One WAL write per batch; wait for it, so memory stays bounded whatever the count.
-        await Promise.all(pending);
-        pending.length = 0;
-      }
-      if (i % every === 0) log(`store: ${i.toLocaleString('en')} / ${count.toLocaleString('en')} deliveries written (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-    }
-    await writer.close();
-  } catch (err) {
-    await writer.close().catch(() => undefined);
-    throw err;
-  }
-  if (rollFailures > 0) throw new Error(`${rollFailures} roll attempt(s) failed while writing the store; see above`);
-  return rows;
-}
-
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const arg = (name: string) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const arg = (name: string) => flag(argv, name);
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(`Writes (or reuses) the analyze benchmark's store, flows and replay.
   --count N        deliveries (default 1000000)

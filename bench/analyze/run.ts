@@ -30,16 +30,20 @@
  *
  * Prints markdown tables and writes the raw figures to --out (default bench/out/analyze.json).
  */
-import { execFileSync, execSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { open, readdir, rm } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { storePaths } from '../../core/store/layout.js';
 import type { AnalysisResult } from '../../analyzer/result.js';
 import { repoRoot } from '../replay/flows.js';
 import { parseCount } from '../replay/make-store.js';
+import { parseFlags } from '../shared/args.js';
+import { gitDirty, gitHead, hostInfo, machineBusySeconds, packageVersion } from '../shared/machine.js';
+import { warmPageCache } from '../shared/page-cache.js';
+import { mdTable, num, round } from '../shared/report.js';
 import type { PhaseSpec } from './child.js';
 import type { InstrumentedSpec, StatementTiming } from './instrumented.js';
 import { DAILY_REPLAY_ID, ensureDailyStore } from './daily-store.js';
@@ -65,19 +69,7 @@ const HELP = `Analyze benchmark.
   --out FILE          JSON output                                 (default bench/out/analyze.json)`;
 
 function parseArgs(argv: string[]) {
-  const flags = new Map<string, string>();
-  const bools = new Set(['skip-analyze', 'skip-daily', 'profile', 'drift']);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--help' || a === '-h') {
-      console.log(HELP);
-      process.exit(0);
-    }
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${HELP}`);
-    const [k, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
-    if (bools.has(k)) flags.set(k, 'true');
-    else flags.set(k, inline ?? argv[++i] ?? '');
-  }
+  const flags = parseFlags(argv, HELP, ['skip-analyze', 'skip-daily', 'profile', 'drift']);
   const phases = (flags.get('phases') ?? PHASES.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
   for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`unknown phase ${p}; use ${PHASES.join(',')}`);
   if (!phases.includes('floor')) throw new Error('--phases must include floor: the ratios are against it');
@@ -110,53 +102,21 @@ const LABELS: Record<PhaseName, string> = {
   analyze: 'hookshadow analyze (CLI, as shipped)',
   'analyze-timed': 'analyze() in-process, statements timed (+ --timed-settings, if any)',
 };
-const round = (x: number, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-function sh(cmd: string): string | null {
-  try {
-    return execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
 function machine() {
   const root = repoRoot();
-  const version = (pkg: string) => {
-    try {
-      return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
-    } catch {
-      return null;
-    }
-  };
   return {
-    nproc: Number(sh('nproc')) || cpus().length,
-    cpuModel: cpus()[0]?.model ?? null,
-    memGiB: round(totalmem() / 1024 ** 3, 1),
-    node: process.version,
-    kernel: sh('uname -r'),
-    duckdbNodeApi: version('@duckdb/node-api'),
+    ...hostInfo(),
+    duckdbNodeApi: packageVersion(root, '@duckdb/node-api'),
     /** BENCH_GIT_REV names the commit when running from a copy of dist/ built earlier (the checkout may have moved on). */
-    git: process.env.BENCH_GIT_REV ?? sh(`git -C ${root} rev-parse --short HEAD`),
-    gitDirty: process.env.BENCH_GIT_REV ? null : (sh(`git -C ${root} status --porcelain --untracked-files=no`) ?? '') !== '',
+    git: process.env.BENCH_GIT_REV ?? gitHead(root),
+    gitDirty: process.env.BENCH_GIT_REV ? null : gitDirty(root),
     build: fileURLToPath(new URL('../..', import.meta.url)),
   };
-}
-
-const CLK_TCK = Number(sh('getconf CLK_TCK')) || 100;
-/** Busy CPU seconds of the whole machine since boot (/proc/stat: user+nice+system+irq+softirq+steal). */
-function machineBusySeconds(): number {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
 }
 
 interface Timed {
@@ -201,39 +161,6 @@ function resultOf(t: Timed): Record<string, any> {
   return JSON.parse(line) as Record<string, any>;
 }
 
-/** Reads every Parquet file under the directories once, so every phase starts with the same (warm) page cache. */
-async function warmPageCache(dirs: string[]): Promise<{ files: number; bytes: number; seconds: number }> {
-  const t0 = performance.now();
-  let files = 0;
-  let bytes = 0;
-  const buf = Buffer.allocUnsafe(4 * MiB);
-  for (const dir of dirs) {
-    for (const e of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) {
-      if (!e.isFile() || !e.name.endsWith('.parquet')) continue;
-      const fh = await open(join(e.parentPath, e.name), 'r');
-      try {
-        for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-          if (bytesRead === 0) break;
-          bytes += bytesRead;
-        }
-      } finally {
-        await fh.close();
-      }
-      files += 1;
-    }
-  }
-  return { files, bytes, seconds: (performance.now() - t0) / 1000 };
-}
-
-function mdTable(header: string[], rows: (string | number | null)[][]): string {
-  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '—' : String(c))))];
-  const widths = header.map((_, i) => Math.max(3, ...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
-}
-const num = (x: number | null | undefined, digits = 0) => (x === null || x === undefined || !Number.isFinite(x) ? null : x.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 const summary = (t: Timed) => ({
   wallSeconds: round(t.wallSeconds, 3),
   peakRssMiB: round(t.maxRssKiB / 1024, 1),

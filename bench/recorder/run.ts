@@ -22,15 +22,17 @@
  * the targets are evaluated and reported, never enforced.
  */
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, totalmem, tmpdir } from 'node:os';
-import { execSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { generateDeliveries, type GeneratedDelivery } from '../../fixtures/generator/deliveries.js';
 import { Child, cpuSeconds, cpuSplit, rssBytes, type Msg } from './child.js';
 import { runPaced } from './paced.js';
+import { parseFlags } from '../shared/args.js';
+import { hostInfo, packageVersion, sh } from '../shared/machine.js';
+import { round } from '../shared/report.js';
 
 // ---------------------------------------------------------------------------------------------
 // autocannon (CommonJS, no bundled types): the small part of its API used here.
@@ -90,19 +92,7 @@ const RATE_SCENARIOS: readonly ScenarioName[] = ['direct', 'tee', 'tee-egress', 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 function parseArgs(argv: string[]) {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--help' || a === '-h') {
-      console.log(HELP);
-      process.exit(0);
-    }
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${HELP}`);
-    const [k, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
-    if (k === 'prof' || k === 'paced') flags.set(k, 'true');
-    else if (k === 'no-paced') flags.set('paced', 'false');
-    else flags.set(k, inline ?? argv[++i] ?? '');
-  }
+  const flags = parseFlags(argv, HELP, ['prof', 'paced', 'no-paced']);
   const env = process.env;
   const num = (flag: string, envName: string, dflt: number) => {
     const raw = flags.get(flag) ?? env[envName];
@@ -175,7 +165,6 @@ function slope(points: { x: number; y: number }[]): number {
   return den === 0 ? NaN : num / den;
 }
 
-const round = (x: number, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null);
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
@@ -681,24 +670,13 @@ function table(header: string[], rows: (string | number | null)[][]): string {
 }
 
 function machine() {
-  const sh = (cmd: string) => {
-    try {
-      return execSync(cmd, { encoding: 'utf8' }).trim();
-    } catch {
-      return null;
-    }
-  };
   return {
-    nproc: Number(sh('nproc')) || cpus().length,
-    cpuModel: cpus()[0]?.model ?? null,
-    memGiB: round(totalmem() / 1024 ** 3, 1),
-    node: process.version,
+    ...hostInfo(),
     platform: `${process.platform} ${process.arch}`,
-    kernel: sh('uname -r'),
     tmpdir: tmpdir(),
     tmpdirFilesystem: sh(`df -T ${tmpdir()} | tail -1 | awk '{print $1" "$2}'`),
-    autocannon: (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string }).version,
-    fastify: (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', 'fastify', 'package.json'), 'utf8')) as { version: string }).version,
+    autocannon: packageVersion(REPO_ROOT, 'autocannon'),
+    fastify: packageVersion(REPO_ROOT, 'fastify'),
   };
 }
 

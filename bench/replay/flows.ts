@@ -21,15 +21,16 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { formatProblem } from '../../replayer/flows/model.js';
+import { formatProblem, type CompiledFlow } from '../../replayer/flows/model.js';
 import { loadFlowsDir } from '../../replayer/flows/load.js';
 import { BUILTIN_OPS, createOpRegistry } from '../../replayer/ops/registry.js';
 import { runDelivery, type FlowRun } from '../../replayer/engine/run.js';
 import { recordedReads } from '../../replayer/engine/recordings.js';
 import type { DeliveryInput } from '../../replayer/engine/delivery.js';
 import type { RecordedExchange } from '../../replayer/engine/recordings.js';
-import { generateDeliveries } from '../../fixtures/generator/deliveries.js';
-import { BOT_LOGIN, deliveryRecord, legacyCalls } from './make-store.js';
+import { generateDeliveries, type GeneratedDelivery } from '../../fixtures/generator/deliveries.js';
+import { flag } from '../shared/args.js';
+import { BOT_LOGIN, deliveryRecord, legacyCalls, type LegacyCall, type Payload } from './make-store.js';
 
 /** The repository root: the nearest ancestor of this file holding package.json (works from sources and from dist/). */
 export function repoRoot(): string {
@@ -469,6 +470,46 @@ nodes:
   },
 ];
 
+/**
+ * Delivery `i` of the benchmark's data as a replay reads it from the store, and the flows' dry run over
+ * it, with the legacy bot's `calls` as the store holds them: its reads answer the flows' reads, its
+ * mutations' responses echo the flows' mutations.
+ */
+export async function dryRunGenerated(
+  flows: readonly CompiledFlow[],
+  g: GeneratedDelivery,
+  i: number,
+  payload: Payload,
+  calls: LegacyCall[],
+): Promise<{ delivery: DeliveryInput; runs: FlowRun[] }> {
+  const rec = deliveryRecord(g, i);
+  const delivery: DeliveryInput = {
+    delivery_id: rec.delivery_id,
+    source: rec.source,
+    event: rec.event,
+    action: rec.action,
+    received_at_us: rec.received_at_us,
+    headers: rec.headers,
+    payload,
+    repository: rec.repository,
+  };
+  const asRecorded = (c: LegacyCall): RecordedExchange => ({
+    upstream: c.upstream,
+    method: c.method,
+    path: c.path,
+    response_status: c.status,
+    response_body: JSON.stringify(c.responseBody),
+  });
+  const runs = await runDelivery(flows, delivery, {
+    mode: 'dry-run',
+    seed: 0,
+    reads: recordedReads(calls.filter((c) => c.method === 'GET').map(asRecorded)),
+    echoes: recordedReads(calls.filter((c) => c.method !== 'GET').map(asRecorded)),
+    logger: { info: () => undefined },
+  });
+  return { delivery, runs };
+}
+
 export interface FlowCheck {
   dir: string;
   files: string[];
@@ -479,8 +520,8 @@ export interface FlowCheck {
   perFlow: Record<string, { runs: number; ok: number; incomplete: number; failed: number; nodeRuns: number; intents: number }>;
 }
 
-/** Writes the fixture flows and the synthetic ones into `dir` (emptied first) and checks them; throws on any problem. */
-export async function writeBenchFlows(dir: string, opts: { sample?: number; seed?: number } = {}): Promise<FlowCheck> {
+/** Empties `dir` and copies the fixture flows (fixtures/flows/*.yaml) into it; their file names, sorted. */
+export async function copyFixtureFlows(dir: string): Promise<string[]> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const fixtures = join(repoRoot(), 'fixtures', 'flows');
@@ -490,6 +531,12 @@ export async function writeBenchFlows(dir: string, opts: { sample?: number; seed
     files.push(f);
   }
   if (files.length === 0) throw new Error(`no fixture flows in ${fixtures}`);
+  return files;
+}
+
+/** Writes the fixture flows and the synthetic ones into `dir` (emptied first) and checks them; throws on any problem. */
+export async function writeBenchFlows(dir: string, opts: { sample?: number; seed?: number } = {}): Promise<FlowCheck> {
+  const files = await copyFixtureFlows(dir);
   for (const f of SYNTHETIC_FLOWS) {
     const file = `${f.name}.yaml`;
     await writeFile(join(dir, file), `name: ${f.name}\n${f.yaml}`);
@@ -509,36 +556,10 @@ export async function writeBenchFlows(dir: string, opts: { sample?: number; seed
   const perFlow: FlowCheck['perFlow'] = Object.fromEntries(loaded.flows.map((f) => [f.name, { runs: 0, ok: 0, incomplete: 0, failed: 0, nodeRuns: 0, intents: 0 }]));
   const problems: string[] = [];
   const incompleteAllowed = new Set([...SYNTHETIC_FLOWS.filter((f) => f.incomplete).map((f) => f.name)]);
-  const logger = { info: () => undefined };
   let i = 0;
   for (const g of generateDeliveries({ count: sample, seed: opts.seed ?? 42, slim: true, botLogin: BOT_LOGIN })) {
-    const rec = deliveryRecord(g, i++);
-    const payload = JSON.parse(g.body) as Record<string, unknown>;
-    const d: DeliveryInput = {
-      delivery_id: rec.delivery_id,
-      source: rec.source,
-      event: rec.event,
-      action: rec.action,
-      received_at_us: rec.received_at_us,
-      headers: rec.headers,
-      payload,
-      repository: rec.repository,
-    };
-    const calls = legacyCalls(g, payload);
-    const asRecorded = (c: (typeof calls)[number]): RecordedExchange => ({
-      upstream: c.upstream,
-      method: c.method,
-      path: c.path,
-      response_status: c.status,
-      response_body: JSON.stringify(c.responseBody),
-    });
-    const runs: FlowRun[] = await runDelivery(loaded.flows, d, {
-      mode: 'dry-run',
-      seed: 0,
-      reads: recordedReads(calls.filter((c) => c.method === 'GET').map(asRecorded)),
-      echoes: recordedReads(calls.filter((c) => c.method !== 'GET').map(asRecorded)),
-      logger,
-    });
+    const payload = JSON.parse(g.body) as Payload;
+    const { delivery: d, runs } = await dryRunGenerated(loaded.flows, g, i++, payload, legacyCalls(g, payload));
     for (const run of runs) {
       const s = perFlow[run.flow]!;
       s.runs += 1;
@@ -562,10 +583,7 @@ export async function writeBenchFlows(dir: string, opts: { sample?: number; seed
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const arg = (name: string) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const arg = (name: string) => flag(argv, name);
   const dir = arg('dir') ?? join(tmpdir(), 'hookshadow-replay-bench', 'flows');
   const check = await writeBenchFlows(dir, { sample: Number(arg('sample') ?? 20_000), seed: Number(arg('seed') ?? 42) });
   console.log(`${check.flows} flows in ${check.dir} (digest ${check.digest.slice(0, 12)}); dry run over ${check.sample} deliveries:`);

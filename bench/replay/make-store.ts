@@ -35,6 +35,7 @@ import { generateDeliveries, type GeneratedDelivery } from '../../fixtures/gener
 import { buildCallRecord, buildDeliveryRecord } from '../../recorder/capture.js';
 import { DEFAULT_CONFIG } from '../../recorder/config.js';
 import { createRedactor } from '../../recorder/redact.js';
+import { flag } from '../shared/args.js';
 
 export const BOT_LOGIN = 'hookbot';
 export const REVIEWER = 'octo-reviewer';
@@ -88,7 +89,7 @@ export interface LegacyCall {
   responseBody: unknown;
 }
 
-type Payload = Record<string, any>;
+export type Payload = Record<string, any>;
 
 /** A deterministic id from the delivery id (the legacy agent queue's job ids, comment ids). */
 const idFrom = (deliveryId: string, what: string, n: number) => createHash('sha256').update(`${what}\0${deliveryId}`).digest('hex').slice(0, n);
@@ -246,7 +247,8 @@ const openUnsynced: OpenWalFile = async (path) => {
   };
 };
 
-async function parquetStats(store: string): Promise<{ files: number; bytes: number }> {
+/** Parquet files and bytes of the store's deliveries, exchanges and effects. */
+export async function parquetStats(store: string): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
   for (const table of ['deliveries', 'exchanges', 'effects']) {
@@ -260,7 +262,8 @@ async function parquetStats(store: string): Promise<{ files: number; bytes: numb
   return { files, bytes };
 }
 
-async function countRows(store: string): Promise<StoreInfo['rows']> {
+/** Rows of the store's deliveries, exchanges and effects, as its reader counts them. */
+export async function countRows(store: string): Promise<StoreInfo['rows']> {
   const reader = await openStoreReader(store);
   try {
     const [row] = await reader.query<{ d: string; x: string; e: string }>(
@@ -302,7 +305,27 @@ export async function ensureBenchStore(opts: StoreOptions): Promise<StoreInfo> {
   return generateStore(opts, log);
 }
 
-async function generateStore(opts: StoreOptions, log: (line: string) => void): Promise<StoreInfo> {
+/** What writeBenchStore needs beyond the count and seed: whose store it is and what the legacy bot does. */
+export interface WriteOptions {
+  store: string;
+  count: number;
+  seed: number;
+  /** The writer's instance (WAL segment and Parquet file names) and the generator's webhook secret. */
+  instance: string;
+  secret: string;
+  /** The calls the legacy bot makes for a delivery. */
+  calls: (g: GeneratedDelivery, payload: Payload) => LegacyCall[];
+  effects: boolean;
+  durable: boolean;
+  log: (line: string) => void;
+}
+
+/**
+ * Writes `count` generated deliveries and the legacy bot's calls into an emptied `store` through the
+ * recorder's writer, then checks the Parquet row counts against what was written.
+ */
+export async function writeBenchStore(opts: WriteOptions): Promise<{ rows: StoreInfo['rows']; bodyBytes: number }> {
+  const log = opts.log;
   await rm(opts.store, { recursive: true, force: true });
   const t0 = performance.now();
   let rolls = 0;
@@ -310,7 +333,7 @@ async function generateStore(opts: StoreOptions, log: (line: string) => void): P
   let rollFailures = 0;
   const writer: CaptureWriter = await openCaptureWriter({
     store: opts.store,
-    instance: INSTANCE,
+    instance: opts.instance,
     maxSegmentBytes: DEFAULT_CONFIG.wal.max_segment_bytes,
     maxSegmentAgeMs: 3_600_000,
     ...(opts.durable ? {} : { openFile: openUnsynced }),
@@ -334,9 +357,9 @@ async function generateStore(opts: StoreOptions, log: (line: string) => void): P
   let lastAt = 0;
   try {
     let i = 0;
-    for (const g of generateDeliveries({ count: opts.count, seed: opts.seed, slim: true, secrets: { github: SECRET, gitea: SECRET }, botLogin: BOT_LOGIN })) {
+    for (const g of generateDeliveries({ count: opts.count, seed: opts.seed, slim: true, secrets: { github: opts.secret, gitea: opts.secret }, botLogin: BOT_LOGIN })) {
       const d = deliveryRecord(g, i);
-      const records: CaptureRecord[] = [d, ...callRecords(d, legacyCalls(g, JSON.parse(g.body) as Payload), opts.effects)];
+      const records: CaptureRecord[] = [d, ...callRecords(d, opts.calls(g, JSON.parse(g.body) as Payload), opts.effects)];
       for (const r of records) {
         if (r.t === 'delivery') rows.deliveries += 1;
         else if (r.t === 'exchange') rows.exchanges += 1;
@@ -373,6 +396,12 @@ async function generateStore(opts: StoreOptions, log: (line: string) => void): P
   if (counted.deliveries !== rows.deliveries || counted.exchanges !== rows.exchanges || counted.effects !== rows.effects) {
     throw new Error(`store row counts ${JSON.stringify(counted)} do not match what was written ${JSON.stringify(rows)}`);
   }
+  return { rows, bodyBytes };
+}
+
+async function generateStore(opts: StoreOptions, log: (line: string) => void): Promise<StoreInfo> {
+  const t0 = performance.now();
+  const { rows, bodyBytes } = await writeBenchStore({ ...opts, instance: INSTANCE, secret: SECRET, calls: legacyCalls, log });
   const pq = await parquetStats(opts.store);
   const info: StoreInfo = {
     version: MARKER_VERSION,
@@ -396,11 +425,6 @@ async function generateStore(opts: StoreOptions, log: (line: string) => void): P
 
 // ---------------------------------------------------------------------------------------------
 // CLI
-
-function flag(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
 
 export function parseCount(raw: string | undefined, dflt: number): number {
   if (raw === undefined) return dflt;

@@ -26,10 +26,10 @@
  * Prints markdown tables and writes the raw figures to bench/out/replay.json. No assertions.
  * bench/replay/diagnose.ts takes the replay's query and final COPY apart (see there).
  */
-import { execSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, type Dirent, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { open, readdir, rm } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,10 @@ import { storePaths } from '../../core/store/layout.js';
 import type { PhaseSpec } from './child.js';
 import { writeBenchFlows, repoRoot } from './flows.js';
 import { defaultStorePath, ensureBenchStore, parseCount } from './make-store.js';
+import { parseFlags } from '../shared/args.js';
+import { CLK_TCK, gitDirty, gitHead, hostInfo, machineBusySeconds, packageVersion, sh } from '../shared/machine.js';
+import { warmPageCache } from '../shared/page-cache.js';
+import { mdTable, num, round } from '../shared/report.js';
 
 const HELP = `Replay benchmark.
   --count N         deliveries in the store                    (default 1000000)
@@ -55,19 +59,7 @@ const PHASES = ['floor', 'floor-worker', 'replay-2', 'replay-1'] as const;
 type PhaseName = (typeof PHASES)[number];
 
 function parseArgs(argv: string[]) {
-  const flags = new Map<string, string>();
-  const bools = new Set(['no-effects', 'durable-store', 'keep-replays']);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--help' || a === '-h') {
-      console.log(HELP);
-      process.exit(0);
-    }
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${HELP}`);
-    const [k, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
-    if (bools.has(k)) flags.set(k, 'true');
-    else flags.set(k, inline ?? argv[++i] ?? '');
-  }
+  const flags = parseFlags(argv, HELP, ['no-effects', 'durable-store', 'keep-replays']);
   const count = parseCount(flags.get('count'), 1_000_000);
   const seed = parseCount(flags.get('seed'), 42);
   const store = flags.get('store') ?? defaultStorePath(count, seed);
@@ -82,7 +74,7 @@ function parseArgs(argv: string[]) {
     flowsDir: flags.get('flows-dir') ?? join(dirname(store), 'flows'),
     phases: phases as PhaseName[],
     sampleMs,
-    effects: flags.get('no-effects') !== 'true',
+    effects: flags.get('effects') !== 'false',
     durableStore: flags.get('durable-store') === 'true',
     keepReplays: flags.get('keep-replays') === 'true',
     out: flags.get('out') ?? join(repoRoot(), 'bench', 'out', 'replay.json'),
@@ -91,37 +83,17 @@ function parseArgs(argv: string[]) {
 type Options = ReturnType<typeof parseArgs>;
 
 const MiB = 2 ** 20;
-const round = (x: number, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null);
 const CHILD_JS = fileURLToPath(new URL('./child.js', import.meta.url));
-
-function sh(cmd: string): string | null {
-  try {
-    return execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
 
 function machine() {
   const root = repoRoot();
-  const version = (pkg: string) => {
-    try {
-      return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
-    } catch {
-      return null;
-    }
-  };
   return {
-    nproc: Number(sh('nproc')) || cpus().length,
-    cpuModel: cpus()[0]?.model ?? null,
-    memGiB: round(totalmem() / 1024 ** 3, 1),
-    node: process.version,
-    kernel: sh('uname -r'),
-    duckdbNodeApi: version('@duckdb/node-api'),
-    celJs: version('@marcbachmann/cel-js'),
+    ...hostInfo(),
+    duckdbNodeApi: packageVersion(root, '@duckdb/node-api'),
+    celJs: packageVersion(root, '@marcbachmann/cel-js'),
     /** BENCH_GIT_REV names the commit when running from a copy of dist/ outside the repository. */
-    git: sh(`git -C ${root} rev-parse --short HEAD`) ?? process.env.BENCH_GIT_REV ?? null,
-    gitDirty: (sh(`git -C ${root} status --porcelain --untracked-files=no`) ?? '') !== '',
+    git: gitHead(root) ?? process.env.BENCH_GIT_REV ?? null,
+    gitDirty: gitDirty(root),
     storeFilesystem: null as string | null,
   };
 }
@@ -146,17 +118,6 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-/** Busy CPU seconds of the whole machine since boot (/proc/stat, all CPUs: user+nice+system+irq+softirq+steal). */
-function machineBusySeconds(): number {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
-
 /** CPU seconds (user + system, every thread) of a process so far (/proc/<pid>/stat). */
 function processCpuSeconds(pid: number): number {
   try {
@@ -167,7 +128,6 @@ function processCpuSeconds(pid: number): number {
     return NaN;
   }
 }
-const CLK_TCK = Number(sh('getconf CLK_TCK')) || 100;
 
 function procRssKiB(pid: number): { rss: number; threads: number } | null {
   try {
@@ -288,31 +248,6 @@ function fileSize(path: string): number {
   }
 }
 
-/** Reads every Parquet file of the store once, so every phase starts with the same (warm) page cache. */
-async function warmPageCache(store: string): Promise<{ files: number; bytes: number; seconds: number }> {
-  const t0 = performance.now();
-  let files = 0;
-  let bytes = 0;
-  const buf = Buffer.allocUnsafe(4 * MiB);
-  for (const table of ['deliveries', 'exchanges', 'effects']) {
-    for (const e of await readdir(join(store, table), { recursive: true, withFileTypes: true }).catch(() => [])) {
-      if (!e.isFile() || !e.name.endsWith('.parquet')) continue;
-      const fh = await open(join(e.parentPath, e.name), 'r');
-      try {
-        for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-          if (bytesRead === 0) break;
-          bytes += bytesRead;
-        }
-      } finally {
-        await fh.close();
-      }
-      files += 1;
-    }
-  }
-  return { files, bytes, seconds: (performance.now() - t0) / 1000 };
-}
-
 /** Figures of one phase: throughput, CPU, memory, and its sub-phases from the child's events. */
 function summarize(run: PhaseRun, nproc: number) {
   const r = run.result;
@@ -417,16 +352,6 @@ function status(p: PhaseSummary): string {
     .join('; ');
 }
 
-function mdTable(header: string[], rows: (string | number | null)[][]): string {
-  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '—' : String(c))))];
-  const widths = header.map((_, i) => Math.max(3, ...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 2)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
-}
-
-const num = (x: number | null, digits = 0) => (x === null || !Number.isFinite(x) ? null : x.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
-
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const t0 = performance.now();
@@ -452,7 +377,7 @@ async function main(): Promise<void> {
   for (const dir of [storePaths.replays(opts.store), join(opts.store, '_staging', 'replays')]) {
     for (const e of await readdir(dir).catch(() => [] as string[])) if (e.startsWith('bench-')) await rm(join(dir, e), { recursive: true, force: true });
   }
-  const warm = await warmPageCache(opts.store);
+  const warm = await warmPageCache(['deliveries', 'exchanges', 'effects'].map((table) => join(opts.store, table)));
   console.log(`  page cache: read ${warm.files} Parquet files (${(warm.bytes / MiB).toFixed(0)} MiB) in ${warm.seconds.toFixed(1)} s`);
 
   // 4. The phases, one child process each, one after the other.
