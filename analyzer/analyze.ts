@@ -47,6 +47,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   const baselineId = opts.baseline ? await resolveReplayId(opts.store, opts.baseline) : null;
   if (baselineId === replayId) throw new HsError('HS_ERR_USAGE', `--baseline names the replay being analyzed (${replayId}); give an earlier replay of the same deliveries.`);
   const noiseId = opts.noise ? await resolveReplayId(opts.store, opts.noise.replay) : null;
+  const limit = opts.limit ?? 1000;
   const manifest = (await readReplayManifest(opts.store, replayId))!;
   for (const [flag, other] of [['--baseline', baselineId], ['--noise-replay', noiseId]] as const) {
     if (other) await assertSameDeliveries(opts.store, manifest, other, flag);
@@ -70,7 +71,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     tmpFile = await writeDivergencesParquet(reader.conn, replayFiles(opts.store, replayId).divergences);
     await reader.conn.run(`CREATE OR REPLACE VIEW divergences AS SELECT * FROM read_parquet(${sqlString(tmpFile)})`);
     const baseline = baselineId
-      ? await compareBaseline(reader, tmpFile, baselineId, await baselineDivergences({ ...opts, now, routes, baselineId, spill, noisy: noise?.excluded ? noise.paths.filter((p) => p.noise) : [] }))
+      ? await compareBaseline(reader, tmpFile, baselineId, await baselineDivergences({ ...opts, now, routes, baselineId, spill, noisy: noise?.excluded ? noise.paths.filter((p) => p.noise) : [] }), limit)
       : null;
     const result: AnalysisResult = {
       format: 'hookshadow-analysis',
@@ -83,8 +84,9 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       counts_by_class: await countsByClass(reader, counts.matches),
       by_flow: await byFlow(reader),
       worst: await worst(reader),
-      ...(await divergentDeliveries(reader, opts.limit ?? 1000)),
-      unattributed: await selectDivergences(reader, `class = 'unattributed'`),
+      ...(await divergentDeliveries(reader, limit)),
+      unattributed: await selectDivergences(reader, `class = 'unattributed'`, [], 'divergences', limit),
+      unattributed_total: await countRows(reader, `(SELECT * FROM divergences WHERE class = 'unattributed')`),
       rules: {
         expect: rules.expect.map((r) => ({ id: r.id, reason: r.reason, owner: r.owner, expires: r.expires, suppressed: r.suppressed, expired: r.expired })),
         ...staleRules(rules),
@@ -213,9 +215,17 @@ function toDivergence(row: Record<string, unknown>): Divergence {
   return { ...(row as unknown as Divergence), legacy_value: parse(row.legacy_value), flow_value: parse(row.flow_value) };
 }
 
-async function selectDivergences(reader: AnalysisReader, where: string, params: unknown[] = [], from = 'divergences'): Promise<Divergence[]> {
-  const rows = await reader.query(`SELECT ${DIVERGENCE_SELECT} FROM ${from} WHERE ${where} ORDER BY received_at, delivery_id, flow NULLS FIRST, node_id, class, path`, params);
+async function selectDivergences(reader: AnalysisReader, where: string, params: unknown[] = [], from = 'divergences', limit?: number): Promise<Divergence[]> {
+  const rows = await reader.query(
+    `SELECT ${DIVERGENCE_SELECT} FROM ${from} WHERE ${where} ORDER BY received_at, delivery_id, flow NULLS FIRST, node_id, class, path${limit === undefined ? '' : ` LIMIT ${Math.trunc(limit)}`}`,
+    params,
+  );
   return rows.map(toDivergence);
+}
+
+async function countRows(reader: AnalysisReader, from: string): Promise<number> {
+  const [row] = await reader.query<{ n: number }>(`SELECT count(*)::DOUBLE AS n FROM ${from}`);
+  return row!.n;
 }
 
 async function divergentDeliveries(reader: AnalysisReader, limit: number): Promise<{ deliveries: DivergentDelivery[]; deliveries_total: number }> {
@@ -242,13 +252,15 @@ async function divergentDeliveries(reader: AnalysisReader, limit: number): Promi
  * multisets over every column but expected_by (both sides judged by the same rules), so
  * two identical differences before and one now is one resolved.
  */
-async function compareBaseline(reader: AnalysisReader, currentFile: string, baselineId: string, baselineFile: string): Promise<BaselineReport> {
+async function compareBaseline(reader: AnalysisReader, currentFile: string, baselineId: string, baselineFile: string, limit: number): Promise<BaselineReport> {
   const cols = DIVERGENCE_COLUMNS.filter((c) => c.name !== 'expected_by').map((c) => sqlIdent(c.name));
   const side = (file: string) => `SELECT ${cols.join(', ')} FROM read_parquet(${sqlString(file)}) WHERE ${UNEXPECTED}`;
   const only = (a: string, b: string) => `(SELECT *, NULL::VARCHAR AS expected_by FROM (${side(a)} EXCEPT ALL ${side(b)}))`;
   return {
     replay_id: baselineId,
-    introduced: await selectDivergences(reader, 'true', [], only(currentFile, baselineFile)),
-    resolved: await selectDivergences(reader, 'true', [], only(baselineFile, currentFile)),
+    introduced: await selectDivergences(reader, 'true', [], only(currentFile, baselineFile), limit),
+    resolved: await selectDivergences(reader, 'true', [], only(baselineFile, currentFile), limit),
+    introduced_total: await countRows(reader, only(currentFile, baselineFile)),
+    resolved_total: await countRows(reader, only(baselineFile, currentFile)),
   };
 }

@@ -22,8 +22,9 @@ export interface AnalysisResult {
   deliveries: DivergentDelivery[];
   /** How many such deliveries there are in all (more than `deliveries.length` when the list was cut). */
   deliveries_total: number;
-  /** Legacy effects tied to no delivery, reported apart. */
+  /** Legacy effects tied to no delivery, reported apart (at most `--limit`). */
   unattributed: Divergence[];
+  unattributed_total: number;
   rules: RuleReport;
   noise: NoiseReport | null;
   baseline: BaselineReport | null;
@@ -101,8 +102,11 @@ export interface NoisePath {
 
 export interface BaselineReport {
   replay_id: string;
+  /** At most `--limit` each; the totals count them all. */
   introduced: Divergence[];
   resolved: Divergence[];
+  introduced_total: number;
+  resolved_total: number;
 }
 
 export interface DailySummaryRow {

@@ -223,8 +223,8 @@ function noiseSection(result: AnalysisResult): SafeHtml | null {
 }
 
 function unattributedSection(result: AnalysisResult): SafeHtml | null {
-  if (result.unattributed.length === 0) return null;
-  return html`<section id="unattributed"><h2>Unattributed effects (${result.unattributed.length})</h2>${result.unattributed.map(differenceBlock)}</section>`;
+  if (result.unattributed_total === 0) return null;
+  return html`<section id="unattributed"><h2>Unattributed effects (${result.unattributed_total})</h2>${result.unattributed.map(differenceBlock)}</section>`;
 }
 
 function deliveriesSection(result: AnalysisResult, opts: Required<HtmlOptions>): SafeHtml {

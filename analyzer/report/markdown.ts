@@ -116,7 +116,7 @@ function baselineSection(result: AnalysisResult, opts: Required<MarkdownOptions>
   };
   return [
     `### Against baseline ${markdownCode(b.replay_id)}`,
-    `${plural(b.introduced.length, 'divergence')} introduced, ${b.resolved.length} resolved.`,
+    `${plural(b.introduced_total, 'divergence')} introduced, ${b.resolved_total} resolved.`,
     list('Introduced', b.introduced),
     list('Resolved', b.resolved),
   ].join('\n\n');
@@ -167,8 +167,9 @@ function unattributedSection(result: AnalysisResult, opts: Required<MarkdownOpti
   const rows = result.unattributed;
   if (rows.length === 0) return null;
   const shown = rows.slice(0, opts.maxDeliveries).map((d) => `- ${differenceLine(d)}`);
-  const more = rows.length > shown.length ? [`- …and ${rows.length - shown.length} more`] : [];
-  return `### Unattributed effects (${rows.length})\n\n${[...shown, ...more].join('\n')}`;
+  // The analyzer may have cut the list (--limit): the total counts them all.
+  const more = result.unattributed_total > shown.length ? [`- …and ${result.unattributed_total - shown.length} more`] : [];
+  return `### Unattributed effects (${result.unattributed_total})\n\n${[...shown, ...more].join('\n')}`;
 }
 
 /**

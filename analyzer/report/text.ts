@@ -44,12 +44,12 @@ export function renderText(r: AnalysisResult): string {
     );
   }
   if (r.baseline) {
-    out.push(`  against baseline ${r.baseline.replay_id}: ${r.baseline.introduced.length} introduced, ${r.baseline.resolved.length} resolved`);
+    out.push(`  against baseline ${r.baseline.replay_id}: ${r.baseline.introduced_total} introduced, ${r.baseline.resolved_total} resolved`);
     for (const d of r.baseline.introduced.slice(0, 20)) out.push(`    + ${d.delivery_id} ${describeDifference(d)}`);
     for (const d of r.baseline.resolved.slice(0, 20)) out.push(`    - ${d.delivery_id} ${describeDifference(d)}`);
   }
-  if (r.unattributed.length) {
-    out.push('', `unattributed legacy effects (tied to no delivery): ${r.unattributed.length}`);
+  if (r.unattributed_total) {
+    out.push('', `unattributed legacy effects (tied to no delivery): ${r.unattributed_total}`);
     for (const d of r.unattributed.slice(0, 20)) out.push(`  ${d.effect_id} ${describeDifference(d)}`);
   }
   if (r.deliveries.length) {

@@ -37,7 +37,7 @@ interface AnalyzeFlags {
 export function failsOn(result: AnalysisResult, failOn: (typeof FAIL_ON)[number]): boolean {
   if (failOn === 'none') return false;
   const stale = result.rules.expired.length + result.rules.unused.length > 0;
-  if (failOn === 'new') return stale || (result.baseline?.introduced.length ?? 0) > 0;
+  if (failOn === 'new') return stale || (result.baseline?.introduced_total ?? 0) > 0;
   return stale || result.totals.unexpected > 0;
 }
 

@@ -153,7 +153,14 @@ describe('hookshadow analyze over the committed fixture store', () => {
     const worse = await analyzeJson(['--store', store, '--replay', 'reworded', '--baseline', 'main', '--fail-on', 'new']);
     expect(worse.code).toBe(1);
     expect(worse.result.baseline!.introduced).toHaveLength(21);
-    expect(worse.result.baseline!.resolved).toHaveLength(0);
+    expect(worse.result.baseline).toMatchObject({ introduced_total: 21, resolved_total: 0, resolved: [] });
+    // --limit cuts the lists, never the totals (nor the exit code).
+    const cut = await analyzeJson(['--store', store, '--replay', 'reworded', '--baseline', 'main', '--fail-on', 'new', '--limit', '3']);
+    expect(cut.code).toBe(1);
+    expect(cut.result.baseline!.introduced).toHaveLength(3);
+    expect(cut.result.baseline!.introduced_total).toBe(21);
+    expect(cut.result.deliveries).toHaveLength(3);
+    expect(cut.result.deliveries_total).toBe(26);
     const first = worse.result.baseline!.introduced[0]!;
     expect(first).toMatchObject({ class: 'args_differ', flow: 'assign-agent', node_id: 'ack', kind: 'issue.comment', path: '$.body' });
     expect(first.legacy_value).toMatch(/^On it — queued as job-/);

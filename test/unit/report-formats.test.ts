@@ -193,6 +193,7 @@ function buildResult(): AnalysisResult {
     deliveries,
     deliveries_total: deliveries.length,
     unattributed,
+    unattributed_total: unattributed.length,
     rules: {
       expect: [
         { id: 'label-case', reason: 'flows lower-case labels', owner: 'alice', expires: null, suppressed: 1, expired: false },
@@ -216,6 +217,8 @@ function buildResult(): AnalysisResult {
       replay_id: 'r-20250301-base',
       introduced: [deliveries[0]!.differences[0]!],
       resolved: [row({ class: 'missing_in_flow', delivery_id: 'd-000', flow: 'label-triage', kind: 'issue.label', target: 'octo/repo#9', legacy_value: { labels: ['x'] } })],
+      introduced_total: 1,
+      resolved_total: 1,
     },
     daily: [
       { day: '2025-03-03', deliveries: 14, deliveries_with_flow: 11, flow_runs: 13, divergent_runs: 2, divergence_rate: 2 / 13 },
