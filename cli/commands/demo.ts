@@ -138,7 +138,7 @@ export function demoCommand(): Command {
         process.stdout.write(renderText(analysis));
         process.stdout.write(
           `\nThe divergence is deliberate (fixtures/flows/retry-agent.yaml): the flow re-adds agent-running on /retry; the legacy bot does not.\n` +
-            `Explore it: npx hookshadow sql "SELECT flow, node_id, kind, target, class FROM divergences WHERE class <> 'match'"\n`,
+            `Explore it: npx hookshadow sql${flags.store === DEFAULT_CONFIG.store ? '' : ` --store ${flags.store}`} "SELECT flow, node_id, kind, target, class FROM divergences"\n`,
         );
       }
     });
