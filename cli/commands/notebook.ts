@@ -3,8 +3,8 @@ import { extname } from 'node:path';
 import { Command, Option } from 'commander';
 import { HsError } from '../../core/errors.js';
 import { renderNotebookHtml, renderNotebookMarkdown, resolveNotebookFile, runNotebook, type NotebookResult } from '../../analyzer/notebook.js';
-import { DEFAULT_CONFIG, parsePairs } from '../../recorder/config.js';
-import { collect } from '../options.js';
+import { DEFAULT_CONFIG } from '../../recorder/config.js';
+import { collect, queryParams } from '../options.js';
 
 type Format = 'markdown' | 'html' | 'json';
 
@@ -73,7 +73,7 @@ export function notebookCommand(): Command {
     .action(async (file: string, flags: NotebookFlags) => {
       const format = formatFor(flags);
       // The last --param of a name wins, as with every repeatable NAME=VALUE flag.
-      const params = Object.fromEntries(Object.entries(parsePairs(flags.param, '--param')).map(([name, values]) => [name, values[values.length - 1]!]));
+      const params = queryParams(flags.param);
       const result = await runNotebook({ file: await resolveNotebookFile(file), store: flags.store, replay: flags.replay, params });
       const text = render(result, format);
       if (!flags.out) {

@@ -7,7 +7,7 @@ import { HsError, isHsError } from '../../core/errors.js';
 import { DEFAULT_CONFIG } from '../../recorder/config.js';
 import { formatResult, OUTPUT_FORMATS, runQuery, type OutputFormat } from '../../analyzer/query.js';
 import { analysisViews, openAnalysisReader, pickReplay, VIEW_NAMES } from '../../analyzer/views.js';
-import { collect } from '../options.js';
+import { collect, queryParams } from '../options.js';
 
 interface SqlFlags {
   store: string;
@@ -15,17 +15,6 @@ interface SqlFlags {
   format: OutputFormat;
   printViews?: boolean;
   param: string[];
-}
-
-/** `--param name=value` pairs: bound as `$name` in the query, never spliced into it. */
-function paramsFrom(pairs: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq < 1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(pair.slice(0, eq))) throw new HsError('HS_ERR_USAGE', `--param must be NAME=VALUE with NAME a plain identifier, got ${JSON.stringify(pair)}.`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
 }
 
 const historyFile = () => process.env.HOOKSHADOW_SQL_HISTORY ?? join(homedir(), '.hookshadow', 'sql_history');
@@ -53,7 +42,7 @@ Examples:
   hookshadow sql --print-views > views.sql && duckdb -init views.sql`,
     )
     .action(async (query: string | undefined, flags: SqlFlags) => {
-      const params = paramsFrom(flags.param);
+      const params = queryParams(flags.param);
       if (flags.printViews) {
         const id = await pickReplay(flags.store, flags.replay);
         const views = await analysisViews(flags.store, id);
