@@ -111,7 +111,7 @@ export interface Glob {
   test(value: string | null): boolean;
 }
 
-function glob(patterns: string | string[]): Glob {
+export function glob(patterns: string | string[]): Glob {
   const list = Array.isArray(patterns) ? patterns : [patterns];
   const source = list.map((p) => p.split(/([*?])/).map((part) => (part === '*' ? '.*' : part === '?' ? '.' : part ? RE2JS.quote(part) : '')).join('')).join('|');
   const re = RE2JS.compile(`^(?:${source})$`, RE2JS.DOTALL);

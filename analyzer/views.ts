@@ -51,6 +51,12 @@ function fileView(name: string, file: string): string {
   return `CREATE OR REPLACE VIEW ${sqlIdent(name)} AS SELECT * FROM read_parquet(${sqlString(file)})`;
 }
 
+/** `intents`: the planned or performed mutations of `node_runs`, one row each, the effect's fields as columns. */
+export const INTENTS_VIEW = `CREATE OR REPLACE VIEW intents AS
+SELECT run_id, delivery_id, flow, node_id, seq, iteration, op, status,
+       intent->>'kind' AS kind, intent->>'target' AS target, intent->'args' AS args, intent->'request' AS request
+FROM node_runs WHERE intent IS NOT NULL`;
+
 /** A divergence no rule expected (the predicate over `divergences` rows). */
 export const UNEXPECTED = `class <> 'match' AND expected_by IS NULL`;
 
@@ -58,13 +64,7 @@ export const UNEXPECTED = `class <> 'match' AND expected_by IS NULL`;
 const DIVERGENT_RUNS = `SELECT DISTINCT run_id FROM divergences WHERE ${UNEXPECTED} AND run_id IS NOT NULL`;
 
 const DERIVED: ViewStatement[] = [
-  {
-    name: 'intents',
-    sql: `CREATE OR REPLACE VIEW intents AS
-SELECT run_id, delivery_id, flow, node_id, seq, iteration, op, status,
-       intent->>'kind' AS kind, intent->>'target' AS target, intent->'args' AS args, intent->'request' AS request
-FROM node_runs WHERE intent IS NOT NULL`,
-  },
+  { name: 'intents', sql: INTENTS_VIEW },
   {
     name: 'daily_summary',
     sql: `CREATE OR REPLACE VIEW daily_summary AS

@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import type { ReplayCounts } from '../core/replay-schema.js';
 import { assertCapabilities, createCapabilities, type UpstreamConfig } from './engine/capabilities.js';
 import { liveFlows } from './engine/modes.js';
+import { createDedupMemory } from './engine/dedup.js';
 import { recordedReads } from './engine/recordings.js';
 import { runDelivery } from './engine/run.js';
 import { loadFlowsOrThrow } from './flows/load.js';
@@ -70,6 +71,8 @@ export async function createRunner(spec: RunnerSpec): Promise<Runner> {
   const writer = openRunWriter(spec.out, { timings: spec.timings });
   const redeliverer = spec.redeliver ? createRedeliverer(spec.redeliver) : null;
   const logger = pino({ level: 'silent' });
+  // Deliveries arrive in received_at order, and a worker's shard holds every instance of a delivery id.
+  const dedup = createDedupMemory();
   const counts = emptyCounts();
   const close = async () => {
     await writer.close();
@@ -96,6 +99,7 @@ export async function createRunner(spec: RunnerSpec): Promise<Runner> {
           capabilities,
           ...(spec.liveReads ? { liveReads: capabilities } : {}),
           logger,
+          dedup,
         });
         await writer.write(delivery, runs);
         counts.deliveries++;

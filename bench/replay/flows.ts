@@ -517,7 +517,7 @@ export interface FlowCheck {
   digest: string;
   sample: number;
   /** Per flow, over the sample: runs by status, node runs, intents. */
-  perFlow: Record<string, { runs: number; ok: number; incomplete: number; failed: number; nodeRuns: number; intents: number }>;
+  perFlow: Record<string, { runs: number; ok: number; incomplete: number; failed: number; duplicate: number; nodeRuns: number; intents: number }>;
 }
 
 /** Empties `dir` and copies the fixture flows (fixtures/flows/*.yaml) into it; their file names, sorted. */
@@ -553,7 +553,7 @@ export async function writeBenchFlows(dir: string, opts: { sample?: number; seed
 
   // 2. Dry run over the benchmark's first deliveries, with what the store holds for them.
   const sample = opts.sample ?? 20_000;
-  const perFlow: FlowCheck['perFlow'] = Object.fromEntries(loaded.flows.map((f) => [f.name, { runs: 0, ok: 0, incomplete: 0, failed: 0, nodeRuns: 0, intents: 0 }]));
+  const perFlow: FlowCheck['perFlow'] = Object.fromEntries(loaded.flows.map((f) => [f.name, { runs: 0, ok: 0, incomplete: 0, failed: 0, duplicate: 0, nodeRuns: 0, intents: 0 }]));
   const problems: string[] = [];
   const incompleteAllowed = new Set([...SYNTHETIC_FLOWS.filter((f) => f.incomplete).map((f) => f.name)]);
   let i = 0;

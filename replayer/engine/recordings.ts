@@ -8,6 +8,8 @@ export interface RecordedExchange {
   path: string;
   response_status: number | null;
   response_body: string | null;
+  /** The request's body, where a caller keeps it (saved counterexamples do; replay does not need it). */
+  request_body?: string | null;
 }
 
 /** Serves a delivery's reads from what the legacy handler read (hermetic replay). */

@@ -8,13 +8,15 @@ import { effectClassOf, type OpContext, type OpLogger } from '../ops/types.js';
 import { resolveValue } from '../flows/values.js';
 import type { Capabilities, UpstreamResponse } from './capabilities.js';
 import { deliveryScope, type DeliveryInput } from './delivery.js';
+import type { DedupMemory } from './dedup.js';
 import type { ReadSource } from './recordings.js';
 
 /** How a node run ended. `planned`: a mutation in dry-run, its intent recorded instead of sent. */
 export const NODE_STATUSES = ['ok', 'planned', 'skipped', 'blocked', 'no_recording', 'failed', 'cancelled'] as const;
 export type NodeStatus = (typeof NODE_STATUSES)[number];
 
-export const FLOW_STATUSES = ['ok', 'incomplete', 'failed'] as const;
+/** `duplicate`: a flow with `dedup:` already ran for this key within its window; no node ran. */
+export const FLOW_STATUSES = ['ok', 'incomplete', 'failed', 'duplicate'] as const;
 export type FlowStatus = (typeof FLOW_STATUSES)[number];
 
 export type RunMode = 'dry-run' | 'live';
@@ -72,6 +74,8 @@ export interface EngineOptions {
   nowUs?: (delivery: DeliveryInput) => number;
   /** Extra headers on live calls (serve passes the delivery id for attribution). */
   liveHeaders?: (delivery: DeliveryInput) => Record<string, string>;
+  /** Remembers dedup keys across deliveries; without it, `dedup:` has nothing to compare with and every run acts. */
+  dedup?: DedupMemory;
 }
 
 const hex = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
@@ -118,10 +122,23 @@ export async function runDelivery(flows: readonly CompiledFlow[], d: DeliveryInp
     try {
       matched = flow.triggers.some((t) => triggerMatches(t, d, scope));
     } catch (err) {
-      runs.push(failedRun(flow, d, mode, nowUs, `HS_ERR_EXPRESSION: trigger condition failed: ${(err as Error).message.split('\n')[0]}`));
+      runs.push(nodelessRun(flow, d, mode, nowUs, 'failed', `HS_ERR_EXPRESSION: trigger condition failed: ${(err as Error).message.split('\n')[0]}`));
       continue;
     }
     if (!matched) continue;
+    if (flow.dedup && opts.dedup) {
+      let key: string;
+      try {
+        key = String(resolveValue(flow.dedup.key, scope()));
+      } catch (err) {
+        runs.push(nodelessRun(flow, d, mode, nowUs, 'failed', `HS_ERR_EXPRESSION: dedup key failed: ${(err as Error).message.split('\n')[0]}`));
+        continue;
+      }
+      if (!opts.dedup.claim(flow.name, key, nowUs, flow.dedup.windowUs)) {
+        runs.push(nodelessRun(flow, d, mode, nowUs, 'duplicate', null));
+        continue;
+      }
+    }
     // Each flow consumes the recordings afresh: one flow's reads must not shift what the next one sees.
     const perFlow = { ...opts, reads: opts.reads.fresh(), ...(opts.echoes ? { echoes: opts.echoes.fresh() } : {}), nowUs: () => nowUs };
     runs.push(await runFlow(flow, d, mode, perFlow, { delivery, flow: flowVar, now }));
@@ -129,8 +146,9 @@ export async function runDelivery(flows: readonly CompiledFlow[], d: DeliveryInp
   return runs;
 }
 
-function failedRun(flow: CompiledFlow, d: DeliveryInput, mode: RunMode, nowUs: number, error: string): FlowRun {
-  return { run_id: runId(d.delivery_id, d.received_at_us, flow.name), delivery_id: d.delivery_id, flow: flow.name, flow_version: flow.version, mode, status: 'failed', error, started_at_us: nowUs, duration_us: 0, nodes: [] };
+/** A run that ended before any node: a trigger or dedup key that failed, or a duplicate. */
+function nodelessRun(flow: CompiledFlow, d: DeliveryInput, mode: RunMode, nowUs: number, status: FlowStatus, error: string | null): FlowRun {
+  return { run_id: runId(d.delivery_id, d.received_at_us, flow.name), delivery_id: d.delivery_id, flow: flow.name, flow_version: flow.version, mode, status, error, started_at_us: nowUs, duration_us: 0, nodes: [] };
 }
 
 interface NodeState {

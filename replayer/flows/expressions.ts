@@ -40,6 +40,12 @@ export interface CompiledExpression {
   source: string;
   /** Node ids the expression reads through `nodes.<id>`. */
   nodeRefs: string[];
+  /**
+   * What it reads of the delivery: each longest field chain from `delivery`
+   * (`["payload", "issue", "number"]`; `[]` when it reads `delivery` whole). Whatever
+   * sits at the end of a chain may be read in full (a macro over a map reads its keys).
+   */
+  deliveryReads: string[][];
   evaluate(scope: ExpressionScope): unknown;
 }
 
@@ -64,17 +70,49 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.trim();
 }
 
-/** Walks the tree: collects `<id>` of every `nodes.<id>`, and refuses what the engine does not allow. */
-function inspect(node: unknown, out: Set<string>): void {
+const FIELD_OPS = new Set(['.', '.?', '[]', '[?]']);
+
+/** `delivery.a.?b["c"]` as `["a", "b", "c"]`; null when the chain does not start at `delivery` or an index is not a literal string. */
+function deliveryChain(node: AstNode): string[] | null {
+  if (node.op === 'id') return node.args === 'delivery' ? [] : null;
+  if (!FIELD_OPS.has(node.op) || !Array.isArray(node.args)) return null;
+  const [target, field] = node.args as [AstNode, unknown];
+  const key = typeof field === 'string' ? field : (field as AstNode | undefined)?.op === 'value' && typeof (field as AstNode).args === 'string' ? ((field as AstNode).args as string) : null;
+  const head = target ? deliveryChain(target) : null;
+  return head && key !== null ? [...head, key] : head;
+}
+
+/** The computed indexes inside a delivery chain (`delivery.payload[nodes.k.output]`) are expressions of their own. */
+function inspectIndexes(node: AstNode, out: Inspection): void {
+  if (!FIELD_OPS.has(node.op) || !Array.isArray(node.args)) return;
+  const [target, field] = node.args as [AstNode, unknown];
+  if (field && typeof field === 'object' && (field as AstNode).op !== 'value') inspect(field, out);
+  if (target) inspectIndexes(target, out);
+}
+
+interface Inspection {
+  nodeRefs: Set<string>;
+  deliveryReads: string[][];
+}
+
+/** Walks the tree: collects `<id>` of every `nodes.<id>` and the delivery chains read, and refuses what the engine does not allow. */
+function inspect(node: unknown, out: Inspection): void {
   if (Array.isArray(node)) {
     for (const n of node) inspect(n, out);
     return;
   }
   if (!node || typeof node !== 'object') return;
   const n = node as AstNode;
+  const chain = n.op === 'id' || FIELD_OPS.has(n.op) ? deliveryChain(n) : null;
+  if (chain) {
+    // The longest chain only: its prefixes are walked through, not read whole.
+    out.deliveryReads.push(chain);
+    inspectIndexes(n, out);
+    return;
+  }
   if (n.op === '.' && Array.isArray(n.args)) {
     const [target, field] = n.args as [AstNode, unknown];
-    if (target?.op === 'id' && target.args === 'nodes' && typeof field === 'string') out.add(field);
+    if (target?.op === 'id' && target.args === 'nodes' && typeof field === 'string') out.nodeRefs.add(field);
   }
   if ((n.op === 'rcall' || n.op === 'call') && Array.isArray(n.args)) {
     const [name, , args] = n.args as [string, unknown, AstNode[] | undefined];
@@ -106,7 +144,7 @@ export function compileExpression(source: string): CompiledExpression {
     const error = checked.error as (Error & { node?: AstNode }) | undefined;
     throw new ExpressionError(`invalid expression \`${source}\`: ${firstLine(error?.message ?? 'type error')}`, error?.node?.pos ?? 0);
   }
-  const refs = new Set<string>();
+  const refs: Inspection = { nodeRefs: new Set(), deliveryReads: [] };
   try {
     inspect(program.ast, refs);
   } catch (err) {
@@ -115,7 +153,8 @@ export function compileExpression(source: string): CompiledExpression {
   }
   return {
     source,
-    nodeRefs: [...refs],
+    nodeRefs: [...refs.nodeRefs],
+    deliveryReads: refs.deliveryReads,
     evaluate: (scope) => toPlain(program(scope as unknown as Record<string, unknown>)),
   };
 }

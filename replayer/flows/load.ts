@@ -9,8 +9,8 @@ import { describeArgErrors, type OpRegistry } from '../ops/registry.js';
 import { effectClassOf, type OpDefinition } from '../ops/types.js';
 import { compileExpression, ExpressionError, type CompiledExpression } from './expressions.js';
 import { formatProblem, type CompiledFlow, type CompiledNode, type CompiledTrigger, type FlowProblem, type OnError } from './model.js';
-import { FLOW_SCHEMA } from './schema.js';
-import { compileValue, expressionsIn } from './values.js';
+import { durationUs, FLOW_SCHEMA } from './schema.js';
+import { compileString, compileValue, expressionsIn, type CompiledValue } from './values.js';
 
 type Path = YamlPath;
 
@@ -60,6 +60,8 @@ export function compileFlow(text: string, file: string, ops: OpRegistry, problem
     if (cond && cond.nodeRefs.length > 0) report('HS_ERR_NODE_REFERENCE', `a trigger's condition runs before any node; it cannot read nodes.${cond.nodeRefs[0]}`, loc.at([...path, 'if']));
     return { sources: list(t.source), events: list(t.event), actions: list(t.action), if: cond };
   });
+
+  const dedup = compileDedup((raw as { dedup?: { key?: string; window?: string } }).dedup as { key?: string; window?: string } | undefined, (code, message, path, offset) => report(code, message, loc.at(path, offset === undefined ? undefined : { offset })));
 
   const rawNodes = raw.nodes as Record<string, any>[];
   const ids = new Set<string>();
@@ -133,8 +135,30 @@ export function compileFlow(text: string, file: string, ops: OpRegistry, problem
     file,
     version: createHash('sha256').update(text).digest('hex').slice(0, 12),
     triggers,
+    dedup,
     nodes: order,
   };
+}
+
+/** A redelivery keeps its delivery id, so that is the default key. */
+const DEFAULT_DEDUP = { key: '${{ delivery.id }}', window: '24h' };
+
+function compileDedup(
+  raw: { key?: string; window?: string } | undefined,
+  report: (code: ErrorCode, message: string, path: Path, offset?: number) => void,
+): CompiledFlow['dedup'] {
+  if (!raw) return null;
+  const source = raw.key ?? DEFAULT_DEDUP.key;
+  let key: CompiledValue;
+  try {
+    key = compileString(source);
+  } catch (err) {
+    report('HS_ERR_EXPRESSION', (err as Error).message, ['dedup', 'key'], (err as ExpressionError).offset);
+    return null;
+  }
+  const reads = expressionsIn(key).flatMap(([e]) => e.nodeRefs);
+  if (reads.length > 0) report('HS_ERR_NODE_REFERENCE', `the dedup key is computed before any node runs; it cannot read nodes.${reads[0]}`, ['dedup', 'key']);
+  return { key, windowUs: durationUs(raw.window ?? DEFAULT_DEDUP.window) };
 }
 
 /** The effect class from the arguments as written: literal values decide, templates leave it to run time. */

@@ -32,6 +32,12 @@ export interface CompiledNode {
   line: number;
 }
 
+/** `dedup:`: the flow runs once per key within the window; a repeat is a `duplicate` run. */
+export interface CompiledDedup {
+  key: CompiledValue;
+  windowUs: number;
+}
+
 /** A flow ready to run: expressions compiled, nodes in execution order (needs first, then file order). */
 export interface CompiledFlow {
   name: string;
@@ -40,6 +46,7 @@ export interface CompiledFlow {
   /** First 12 hex digits of the SHA-256 of the file's bytes. */
   version: string;
   triggers: CompiledTrigger[];
+  dedup: CompiledDedup | null;
   nodes: CompiledNode[];
 }
 

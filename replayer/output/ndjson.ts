@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { canonicalJson } from '../../core/effects.js';
 import { formatUs } from '../../core/clock.js';
 import type { DeliveryInput } from '../engine/delivery.js';
-import type { FlowRun } from '../engine/run.js';
+import type { FlowRun, NodeRun } from '../engine/run.js';
 import type { RedeliveryResult } from '../redeliver.js';
 
 /**
@@ -40,6 +40,49 @@ class BufferedLines {
   }
 }
 
+/** One `flow_runs` row (specs/replay-format.md); `t` maps measured durations (to 0 without timings). */
+export function flowRunRow(d: DeliveryInput, run: FlowRun, t: (us: number) => number): Record<string, unknown> {
+  const receivedAt = formatUs(d.received_at_us);
+  // received_at and delivery_id first: they are the sort key the partition merge reads (merge.ts).
+  return {
+    received_at: receivedAt,
+    delivery_id: run.delivery_id,
+    run_id: run.run_id,
+    flow: run.flow,
+    flow_version: run.flow_version,
+    mode: run.mode,
+    status: run.status,
+    error: run.error,
+    started_at: run.started_at_us === d.received_at_us ? receivedAt : formatUs(run.started_at_us),
+    duration_us: t(run.duration_us),
+    source: d.source,
+    event: d.event,
+    action: d.action,
+    node_count: run.nodes.length,
+    intent_count: run.nodes.filter((n) => n.intent !== null).length,
+  };
+}
+
+/** One `node_runs` row; JSON columns as JSON text. */
+export function nodeRunRow(run: FlowRun, n: NodeRun, t: (us: number) => number): Record<string, unknown> {
+  return {
+    run_id: run.run_id,
+    delivery_id: run.delivery_id,
+    flow: run.flow,
+    node_id: n.node_id,
+    seq: n.seq,
+    iteration: n.iteration,
+    op: n.op,
+    effect_class: n.effect_class,
+    status: n.status,
+    // Outputs keep their key order (deterministic: it comes from the recordings and the flow); intents are canonical, for comparison.
+    output: n.output === null || n.output === undefined ? null : JSON.stringify(n.output),
+    intent: n.intent === null ? null : canonicalJson(n.intent),
+    error: n.error,
+    duration_us: t(n.duration_us),
+  };
+}
+
 export function openRunWriter(paths: { flowRuns: string; nodeRuns: string; redeliveries: string }, opts: { timings: boolean }): RunWriter {
   const flows = new BufferedLines(createWriteStream(paths.flowRuns));
   const nodes = new BufferedLines(createWriteStream(paths.nodeRuns));
@@ -48,48 +91,9 @@ export function openRunWriter(paths: { flowRuns: string; nodeRuns: string; redel
   return {
     async write(d, runs) {
       if (runs.length === 0) return;
-      const receivedAt = formatUs(d.received_at_us);
       for (const run of runs) {
-        await flows.push(
-          // received_at and delivery_id first: they are the sort key the partition merge reads (merge.ts).
-          JSON.stringify({
-            received_at: receivedAt,
-            delivery_id: run.delivery_id,
-            run_id: run.run_id,
-            flow: run.flow,
-            flow_version: run.flow_version,
-            mode: run.mode,
-            status: run.status,
-            error: run.error,
-            started_at: run.started_at_us === d.received_at_us ? receivedAt : formatUs(run.started_at_us),
-            duration_us: t(run.duration_us),
-            source: d.source,
-            event: d.event,
-            action: d.action,
-            node_count: run.nodes.length,
-            intent_count: run.nodes.filter((n) => n.intent !== null).length,
-          }) + '\n',
-        );
-        for (const n of run.nodes) {
-          await nodes.push(
-            JSON.stringify({
-              run_id: run.run_id,
-              delivery_id: run.delivery_id,
-              flow: run.flow,
-              node_id: n.node_id,
-              seq: n.seq,
-              iteration: n.iteration,
-              op: n.op,
-              effect_class: n.effect_class,
-              status: n.status,
-              // Outputs keep their key order (deterministic: it comes from the recordings and the flow); intents are canonical, for comparison.
-              output: n.output === null || n.output === undefined ? null : JSON.stringify(n.output),
-              intent: n.intent === null ? null : canonicalJson(n.intent),
-              error: n.error,
-              duration_us: t(n.duration_us),
-            }) + '\n',
-          );
-        }
+        await flows.push(JSON.stringify(flowRunRow(d, run, t)) + '\n');
+        for (const n of run.nodes) await nodes.push(JSON.stringify(nodeRunRow(run, n, t)) + '\n');
       }
     },
     async writeRedelivery(r) {
