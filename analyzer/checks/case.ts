@@ -5,6 +5,7 @@ import { deliveryFacts } from '../../recorder/sources.js';
 import type { StoredDelivery } from '../../replayer/source.js';
 import { formatPath } from '../json-path.js';
 import { getAt, keyPaths, pathsWhere, reorderKeys, replaceAt, type JsonPath } from './payload-tree.js';
+import { githubRequiredKeys } from './schema-payloads.js';
 
 /**
  * What one property run checks, and how it was made: a real delivery (or a payload
@@ -156,17 +157,37 @@ export function originDelivery(origin: Origin, samples: readonly StoredDelivery[
   return { delivery, payload: origin.payload, label: `schema ${origin.event}${origin.action ? `.${origin.action}` : ''}` };
 }
 
+/**
+ * Which keys the payload's published schema requires (GitHub's, which Gitea and Forgejo
+ * payloads mirror); null when there is none for the event, and then only empty values
+ * (null, "", [], {}) count as optional.
+ */
+function requiredKeys(d: StoredDelivery): ReturnType<typeof githubRequiredKeys> {
+  return d.event ? githubRequiredKeys(d.event, d.action) : null;
+}
+
+const isEmpty = (v: unknown) => v === null || v === '' || (Array.isArray(v) ? v.length === 0 : typeof v === 'object' && Object.keys(v as object).length === 0);
+
+const jsonPointer = (path: JsonPath) => path.map((k) => `/${String(k).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+
 /** Builds the deliveries a plan describes. */
 export function materialize(plan: CasePlan, samples: readonly StoredDelivery[]): CheckCase {
   const { delivery, payload: original, label } = originDelivery(plan.origin, samples);
   const keys = keyPaths(original, plan.keep.length);
   let payload = original;
   const dropped: string[] = [];
-  // Deepest first, so dropping a key never shifts another dropped key's path.
-  for (let i = keys.length - 1; i >= 0; i--) {
-    if (plan.keep[i] !== 0 || getAt(payload, keys[i]!) === undefined) continue;
-    payload = replaceAt(payload, keys[i]!, () => undefined) as Payload;
-    dropped.push(formatPath(keys[i]!));
+  // Parents come before their children, and only object keys drop (no array index shifts):
+  // a key under one already dropped is gone, and is not listed again.
+  const required = requiredKeys(delivery);
+  for (const [i, key] of keys.entries()) {
+    const value = getAt(payload, key);
+    if (plan.keep[i] !== 0 || value === undefined) continue;
+    const without = replaceAt(payload, key, () => undefined) as Payload;
+    // Only optional fields drop: a forge never omits a required one, so a flow need not survive that.
+    const parent = key.slice(0, -1);
+    if (required ? required(without, jsonPointer(parent), String(key[key.length - 1])) : !isEmpty(value)) continue;
+    payload = without;
+    dropped.push(formatPath(key));
   }
   let receivedAtUs = delivery.received_at_us;
   const redeliveries: number[] = [];
@@ -178,7 +199,7 @@ export function materialize(plan: CasePlan, samples: readonly StoredDelivery[]):
   const first = plan.mutations.length === 0 && dropped.length === 0 ? delivery : withPayload(delivery, payload, receivedAtUs);
   let at = first.received_at_us;
   const again = redeliveries.map((after) => ({ ...first, received_at_us: (at += Math.max(1000, after)) }));
-  return { deliveries: [first, ...again], origin: label, dropped: dropped.reverse(), mutations: plan.mutations };
+  return { deliveries: [first, ...again], origin: label, dropped, mutations: plan.mutations };
 }
 
 /** Every key of every object in a payload, in a hash-ranked order; used by the irrelevant-fields transform. */

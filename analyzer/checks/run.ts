@@ -170,7 +170,7 @@ export async function runChecks(opts: CheckOptions): Promise<CheckReport> {
           regressions.push({ ...base, status: 'skipped', reason: p ? p.skip : `property ${fixture.meta.property} is not enabled here`, failure: null, duration_ms: performance.now() - t0 });
           continue;
         }
-        const failure = await p.property.check(fixture.case, context(p.flows), fixture.meta.extra);
+        const failure = await p.property.check(p.property.prepare?.(fixture.case) ?? fixture.case, context(p.flows), fixture.meta.extra);
         regressions.push({ ...base, status: failure ? 'failed' : 'passed', reason: null, failure, duration_ms: performance.now() - t0 });
       }
     }
@@ -255,11 +255,15 @@ const payloadSize = (c: CheckCase) => c.deliveries.reduce((n, d) => n + jsonSize
 
 async function searchProperty(p: Planned, cases: fc.Arbitrary<CasePlan>, samples: StoredDelivery[], ctx: CheckContext, opts: CheckOptions, budgetMs: number | undefined): Promise<Search> {
   const input = fc.tuple(cases, p.property.extra ?? fc.constant(undefined));
+  const caseOf = (plan: CasePlan) => {
+    const c = materialize(plan, samples);
+    return p.property.prepare?.(c) ?? c;
+  };
   let runs = 0;
   const property = fc.asyncProperty(input, async ([plan, extra]) => {
     runs++;
     opts.onProgress?.({ type: 'run', name: p.property.name });
-    const failure = await p.property.check(materialize(plan, samples), ctx, extra);
+    const failure = await p.property.check(caseOf(plan), ctx, extra);
     if (failure) throw new PropertyFailed(failure);
   });
   const details = await fc.check(property, {
@@ -271,7 +275,7 @@ async function searchProperty(p: Planned, cases: fc.Arbitrary<CasePlan>, samples
   });
   if (!details.failed) return { status: 'passed', reason: details.interrupted ? `time budget reached after ${details.numRuns} runs` : null, runs: details.numRuns, counterexample: null };
   const [[plan, extra]] = details.counterexample!;
-  const c = materialize(plan, samples);
+  const c = caseOf(plan);
   const error = details.errorInstance;
   // A thrown error that is not a property failure (the oracle died, a bug in an op) is reported as such.
   const failure: Failure = error instanceof PropertyFailed ? error.failure : { message: `${p.property.name}: the check itself threw: ${(error as Error)?.message ?? String(error)}` };
@@ -286,7 +290,7 @@ async function searchProperty(p: Planned, cases: fc.Arbitrary<CasePlan>, samples
       failure,
       path: details.counterexamplePath,
       shrinks: details.numShrinks,
-      original_size: first ? payloadSize(materialize(first[0], samples)) : null,
+      original_size: first ? payloadSize(caseOf(first[0])) : null,
       shrunk_size: payloadSize(c),
       saved: null,
       reproduce: opts.reproduce(null, p.property.name, details.counterexamplePath),

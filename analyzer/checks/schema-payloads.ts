@@ -50,6 +50,21 @@ export function githubPayloadArbitrary(event: string, action: string | null): fc
   });
 }
 
+/**
+ * Whether the schema of that event and action requires a key: `required(payload, at, key)`
+ * is true when `payload` (which lacks the key) draws a "missing" complaint for `key` in the
+ * object at JSON pointer `at`. Null when the schemas have no such shape. Other complaints
+ * are ignored: a captured payload (redacted, trimmed) need not be valid as a whole.
+ */
+export function githubRequiredKeys(event: string, action: string | null): ((payload: unknown, at: string, key: string) => boolean) | null {
+  const shape = catalog().shapes.find((s) => s.event === event && s.action === action);
+  if (shape === undefined) return null;
+  const ajv = (completeValidator ??= createValidator(catalog().published, { allErrors: true }));
+  const validate = ajv.getSchema(`webhooks${DEFINITIONS}${shape.definition}`) as ValidateFunction;
+  return (payload, at, key) =>
+    !validate(payload) && (validate.errors ?? []).some((e) => e.keyword === 'required' && e.instancePath === at && (e.params as { missingProperty?: string }).missingProperty === key);
+}
+
 // ---------------------------------------------------------------------------
 // Internals
 
@@ -94,6 +109,7 @@ const RETRY_SEED_STEP = 0x9e3779b9;
 
 let loaded: Catalog | undefined;
 let validator: Ajv | undefined;
+let completeValidator: Ajv | undefined;
 const generators = new Map<string, ShapeGenerator>();
 
 /** Loads the schema on first use, once: it is 600 KB of JSON that most runs never need. */
@@ -167,9 +183,9 @@ function shapeGenerator(shape: Shape): ShapeGenerator {
   return generator;
 }
 
-function createValidator(published: Catalog['published']): Ajv {
+function createValidator(published: Catalog['published'], opts: { allErrors?: boolean } = {}): Ajv {
   // strict: false because the schema carries its own keyword (tsAdditionalProperties) for type generation.
-  const ajv = new Ajv({ strict: false });
+  const ajv = new Ajv({ strict: false, ...opts });
   addFormats.default(ajv);
   // Definitions only: with the root's oneOf over every event, ajv compiles all 66 events
   // (1.5 s) to reach one definition; without it, about 100 ms for the first shape.
