@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -83,6 +84,11 @@ async function inlineSink(spec: RunnerSpec, onProgress: (done: number) => void):
     finish: () => runner.finish(),
     abort: () => runner.abort(),
   };
+}
+
+/** The runner for a delivery id: the first 32 bits of its MD5, as --shard splits (SHARD_HASH_SQL). */
+function shardOf(deliveryId: string, n: number): number {
+  return createHash('md5').update(deliveryId).digest().readUInt32BE(0) % n;
 }
 
 function workerUrl(): { url: URL; execArgv: string[] } {
@@ -230,17 +236,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     }));
     const progress = (done: number) => opts.onProgress?.(done);
     sinks.push(...(workers === 1 ? [await inlineSink(specs[0]!, progress)] : await Promise.all(specs.map((s) => workerSink(s, progress)))));
-    let batch: StoredDelivery[] = [];
-    let next = 0;
+    // Every instance of a delivery id goes to the same runner, in order: its dedup memory sees redeliveries.
+    const batches: StoredDelivery[][] = sinks.map(() => []);
     for await (const stored of streamDeliveries(reader, filter)) {
-      batch.push(stored);
-      if (batch.length === BATCH) {
-        await sinks[next]!.send(batch);
-        next = (next + 1) % sinks.length;
-        batch = [];
+      const k = sinks.length === 1 ? 0 : shardOf(stored.delivery_id, sinks.length);
+      batches[k]!.push(stored);
+      if (batches[k]!.length === BATCH) {
+        await sinks[k]!.send(batches[k]!);
+        batches[k] = [];
       }
     }
-    if (batch.length > 0) await sinks[next]!.send(batch);
+    for (const [k, batch] of batches.entries()) if (batch.length > 0) await sinks[k]!.send(batch);
     closeReader();
     const results: RunCounts[] = [];
     for (const sink of sinks.splice(0)) results.push(await sink.finish());

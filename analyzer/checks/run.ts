@@ -44,6 +44,8 @@ export interface CheckOptions {
   /** fast-check's replay path for one failing case (with --seed and one --property). */
   path: string | null;
   perShape: number;
+  /** Webhook secrets by source: the oracle re-signs each delivery it sends. */
+  secrets?: Record<string, string>;
   /** The command line that reproduces a saved counterexample, given its directory. */
   reproduce: (fixtureDir: string | null, property: string, path: string | null) => string;
   /** Replaces the engine: only the checker's own tests do (to plant a dispatch bug). */
@@ -151,7 +153,7 @@ export async function runChecks(opts: CheckOptions): Promise<CheckReport> {
     if (unknown.length > 0) throw new HsError('HS_ERR_USAGE', `--property ${unknown.join(', ')}: no such property here; enabled: ${planned.map((p) => p.property.name).join(', ')}.`);
     const selected = opts.only.length === 0 ? planned : planned.filter((p) => opts.only.includes(p.property.name));
     if (checks.legacy && selected.some((p) => p.property.name === 'legacy-parity')) {
-      oracle = await startLegacyOracle({ module: checks.legacy.module, baseDir: opts.opsBaseDir, settleMs: checks.legacy.settleMs });
+      oracle = await startLegacyOracle({ module: checks.legacy.module, baseDir: opts.opsBaseDir, settleMs: checks.legacy.settleMs, secrets: opts.secrets ?? {} });
     }
     const context = (flowsOf: CompiledFlow[]): CheckContext => ({ flows: flowsOf, engine: opts.engine ?? runDelivery, seed: 0, oracle, routes, rules });
     for (const p of selected) {

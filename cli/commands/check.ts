@@ -6,7 +6,7 @@ import { defaultChecks, loadChecks } from '../../analyzer/checks/checks-file.js'
 import { renderCheckJUnit, renderCheckText } from '../../analyzer/checks/report.js';
 import { runChecks, type CheckReport } from '../../analyzer/checks/run.js';
 import { HsError } from '../../core/errors.js';
-import { DEFAULT_CONFIG } from '../../recorder/config.js';
+import { configFromEnv, DEFAULT_CONFIG } from '../../recorder/config.js';
 import { collect } from '../options.js';
 
 export const CHECK_FORMATS = ['text', 'json', 'junit'] as const;
@@ -106,6 +106,8 @@ Examples:
         only: flags.property,
         path: flags.path ?? null,
         perShape,
+        // The oracle re-signs what it sends with the recorder's secrets (HOOKSHADOW_SECRET_<SOURCE>, the first of a list).
+        secrets: Object.fromEntries(Object.entries(configFromEnv(process.env).secrets ?? {}).map(([source, list]) => [source, list[0]!])),
         reproduce,
         onProgress: (e) => {
           if (!bar) return;

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
@@ -184,6 +184,19 @@ describe('hookshadow check: saved fixtures and the CLI', () => {
     } finally {
       reader.close();
     }
+
+    // With the key fixed, the redelivery is a duplicate, however many workers share the replay.
+    const fixed = join(tmp, 'fixed-flows');
+    await mkdir(fixed, { recursive: true });
+    const flow = await readFile(join(PLANTED, 'double-enqueue/enqueue.yaml'), 'utf8');
+    await writeFile(join(fixed, 'enqueue.yaml'), flow.replace(/dedup:\n  key: .*\n/, 'dedup: {}\n'));
+    for (const concurrency of ['1', '2']) {
+      const res = await runCli(['replay', '--store', fixture, '--flows', fixed, '--concurrency', concurrency, '--format', 'json'], { cwd: ROOT });
+      expect(res.code, res.stderr).toBe(0);
+      const again = JSON.parse(res.stdout) as { runs_by_status: Record<string, number>; intents: number };
+      expect(again.runs_by_status).toEqual({ ok: 1, duplicate: 1 });
+      expect(again.intents).toBe(1);
+    }
   });
 
   it('exits 1 with the seed, the shrunk delivery and the reproduction command; JUnit names the failed property', async () => {
@@ -214,7 +227,7 @@ describe('hookshadow check: saved fixtures and the CLI', () => {
     expect(report.properties.filter((p) => p.status === 'passed')).toHaveLength(5);
 
     const bad = join(tmp, 'bad-checks.yaml');
-    await (await import('node:fs/promises')).writeFile(bad, 'properties:\n  determinstic: true\ninvariants:\n  - name: x\n    meaning: y\n');
+    await writeFile(bad, 'properties:\n  determinstic: true\ninvariants:\n  - name: x\n    meaning: y\n');
     const failed = await runCli(['check', '--flows', 'fixtures/flows', '--checks', bad, '--no-save'], { cwd: ROOT });
     expect(failed.code).toBe(2);
     expect(failed.stderr).toContain('HS_ERR_CHECKS_INVALID');
