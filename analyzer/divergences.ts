@@ -44,7 +44,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
   // The appender gets a connection of its own: it flushes every 204,800 rows by running a statement, and a
   // statement on the streaming connection would end the stream (streamVerified would then report it cut).
   // So the work table is in the main schema, which both connections see.
-  await conn.run(`CREATE OR REPLACE TABLE ${WORK_TABLE} (${DIVERGENCE_COLUMNS.map((c) => `${sqlIdent(c.name === 'received_at' ? 'received_at_us' : c.name)} ${c.type === 'JSON' ? 'VARCHAR' : c.name === 'received_at' ? 'BIGINT' : c.type}`).join(', ')})`);
+  await createDivergenceTable(conn);
   const appender = await (await reader.connect()).createAppender(WORK_TABLE);
   const counts: ComputeCounts = { deliveries: 0, legacy_effects: 0, intents: 0, matches: 0, matchesByKind: new Map() };
   const flowOrder = new Map(opts.manifest.flows.map((f, i) => [f.name, i]));
@@ -99,7 +99,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
     if (!meta) return;
     // Flows run independently; their intents compare in the order the flows load, then node order.
     intents.sort((x, y) => (flowOrder.get(x.flow) ?? 0) - (flowOrder.get(y.flow) ?? 0));
-    for (const d of compareDelivery(meta, legacy, intents, runs, opts.rules, countMatch)) appendRow(appender, d);
+    for (const d of compareDelivery(meta, legacy, intents, runs, opts.rules, countMatch)) appendDivergence(appender, d);
     counts.deliveries++;
     counts.legacy_effects += legacy.length;
     counts.intents += intents.length;
@@ -164,13 +164,18 @@ async function appendUnattributed(reader: AnalysisReader, appender: DuckDBAppend
       route: mapped.route,
     });
     d.expected_by = expectedBy(opts.rules, d);
-    appendRow(appender, d);
+    appendDivergence(appender, d);
   }
+}
+
+/** The working table divergence rows are appended to before `writeDivergencesParquet` (receive times as microseconds). */
+export async function createDivergenceTable(conn: DuckDBConnection): Promise<void> {
+  await conn.run(`CREATE OR REPLACE TABLE ${WORK_TABLE} (${DIVERGENCE_COLUMNS.map((c) => `${sqlIdent(c.name === 'received_at' ? 'received_at_us' : c.name)} ${c.type === 'JSON' ? 'VARCHAR' : c.name === 'received_at' ? 'BIGINT' : c.type}`).join(', ')})`);
 }
 
 const json = (v: unknown) => (v === undefined ? null : canonicalJson(v));
 
-function appendRow(a: DuckDBAppender, d: Divergence): void {
+export function appendDivergence(a: DuckDBAppender, d: Divergence): void {
   const text = (v: string | null) => (v === null ? a.appendNull() : a.appendVarchar(v));
   text(d.delivery_id);
   a.appendBigInt(BigInt(Math.round(d.received_at_us)));

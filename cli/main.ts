@@ -10,6 +10,7 @@ import { importCommand } from './commands/import.js';
 import { notebookCommand } from './commands/notebook.js';
 import { recordCommand } from './commands/record.js';
 import { replayCommand } from './commands/replay.js';
+import { serveCommand } from './commands/serve.js';
 import { sqlCommand } from './commands/sql.js';
 
 const program = new Command('hookshadow')
@@ -23,6 +24,7 @@ program.addCommand(importCommand());
 program.addCommand(replayCommand());
 program.addCommand(analyzeCommand());
 program.addCommand(checkCommand());
+program.addCommand(serveCommand());
 program.addCommand(sqlCommand());
 program.addCommand(notebookCommand());
 program.addCommand(flowsCommand());

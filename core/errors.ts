@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   HS_ERR_ROUTES_INVALID: { status: 400, exit: 2 },
   HS_ERR_RULES_INVALID: { status: 400, exit: 2 },
   HS_ERR_CHECKS_INVALID: { status: 400, exit: 2 },
+  HS_ERR_CUTOVER_BLOCKED: { status: 409, exit: 1 },
+  HS_ERR_UNAUTHORIZED: { status: 401, exit: 1 },
   HS_ERR_ORACLE_FAILED: { status: 502, exit: 1 },
   HS_ERR_QUERY_FAILED: { status: 400, exit: 1 },
   HS_ERR_NOTEBOOK_INVALID: { status: 400, exit: 1 },

@@ -40,8 +40,10 @@ export function renderCheckText(r: CheckReport): string {
     out.push('', 'Regressions:');
     for (const g of r.regressions) out.push(`  ${mark(g.status)} ${g.property} ← ${g.fixture}${g.reason ? ` (${g.reason})` : ''}${g.failure ? `\n      ${g.failure.message}` : ''}`);
   }
-  out.push('', 'Properties:');
-  for (const p of r.properties) {
+  const searched = r.properties.filter((p) => p.runs > 0 || p.status !== 'skipped' || r.runs > 0);
+  if (searched.length > 0) out.push('', 'Properties:');
+  else out.push('', 'Properties: not searched (--runs 0).');
+  for (const p of searched) {
     const rate = p.duration_ms > 0 ? ` · ${Math.round((p.runs / p.duration_ms) * 1000)} runs/s` : '';
     out.push(`  ${mark(p.status)} ${p.name} — ${p.meaning} (${p.runs} runs${rate})${p.reason ? ` [${p.reason}]` : ''}`);
     if (p.status === 'failed') out.push(...failureLines(p));

@@ -1,0 +1,319 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { Counter, Gauge } from 'prom-client';
+import { loadRouteMaps } from '../analyzer/routes.js';
+import { loadRules, NO_RULES } from '../analyzer/rules.js';
+import type { CaptureRecord, DeliveryRecord } from '../core/capture-schema.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { HsError } from '../core/errors.js';
+import { openCaptureWriter, type CaptureWriter } from '../core/store/writer.js';
+import { buildForgeStub } from '../fixtures/forge-stub/app.js';
+import { buildLegacyBot, type LegacyBotOptions } from '../fixtures/legacy-bot/app.js';
+import { buildRecorder, closeRecorder } from '../recorder/app.js';
+import type { RecorderConfig } from '../recorder/config.js';
+import { createRecorderMetrics } from '../recorder/metrics.js';
+import { assertCapabilities, createCapabilities, type Capabilities, type UpstreamConfig } from '../replayer/engine/capabilities.js';
+import { liveFlows } from '../replayer/engine/modes.js';
+import { loadFlowsOrThrow } from '../replayer/flows/load.js';
+import type { CompiledFlow, Mode } from '../replayer/flows/model.js';
+import { BUILTIN_OPS, createOpRegistry, loadUserOps } from '../replayer/ops/registry.js';
+import type { ServeConfig } from './config.js';
+import { createDispatcher, type Dispatcher, type SettledDelivery } from './dispatcher.js';
+import { createEventHub, type EventHub } from './events.js';
+import { openLiveStore, type LiveStore } from './live-store.js';
+import { startModeController, type ModeController } from './modes.js';
+import { serveRoutes } from './routes/api.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { createSegmentWriter, type SegmentWriter } from './segments.js';
+import { dailySummary, logDailySummary } from './summary.js';
+
+/**
+ * `hookshadow serve`, wired together: the recorder (tee mode, egress proxy) with a
+ * capture that also tells the dispatcher; the mode controller; the live store and its
+ * segments; the API, SSE and dashboard on the same Fastify app. specs/modes.md.
+ */
+
+export interface ServeContext {
+  config: ServeConfig;
+  flows: readonly CompiledFlow[];
+  modes: ModeController;
+  live: LiveStore;
+  events: EventHub;
+  clock: Clock;
+  /** Whether the dispatcher exists now (it does exactly when some flow is not `off`). */
+  dispatcherAlive(): boolean;
+  queued(): number;
+  /** Upstreams live flows can call. */
+  upstreams(): string[];
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    serve: ServeContext;
+  }
+}
+
+export interface RunningServe {
+  app: FastifyInstance;
+  url: string;
+  context: ServeContext;
+  /** The demo legacy bot and forge stub, when serve started them. */
+  demo: { botUrl: string; stubUrl: string; stub: ReturnType<typeof buildForgeStub> } | null;
+  stop(): Promise<void>;
+}
+
+export interface ServeDeps {
+  logger?: FastifyBaseLogger;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Live flows' upstreams: the recorder's, with tokens from HOOKSHADOW_TOKEN_<NAME>. */
+function upstreamConfigs(recorder: Readonly<RecorderConfig>, env: NodeJS.ProcessEnv): Record<string, UpstreamConfig> {
+  return Object.fromEntries(
+    Object.entries(recorder.upstreams).map(([name, url]) => {
+      const token = env[`HOOKSHADOW_TOKEN_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`];
+      return [name, token ? { url, token } : { url }];
+    }),
+  );
+}
+
+/** A capture writer that, once a record is durable, shows it to `observe` (which must not block). */
+function observedCapture(inner: CaptureWriter, observe: (r: CaptureRecord) => void): CaptureWriter {
+  return {
+    store: inner.store,
+    instance: inner.instance,
+    walBytes: () => inner.walBytes(),
+    pendingSegments: () => inner.pendingSegments(),
+    close: () => inner.close(),
+    async append(record) {
+      await inner.append(record);
+      observe(record);
+    },
+  };
+}
+
+export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Promise<RunningServe> {
+  const log = deps.logger ?? pino({ level: config.recorder.log_level });
+  const clock = deps.clock ?? systemClock;
+  const env = deps.env ?? process.env;
+  const s = config.serve;
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.splice(0).reverse()) await Promise.resolve(fn()).catch((err: unknown) => log.error({ err }, 'stopping serve: a step failed'));
+  };
+
+  try {
+    // The demo: a forge stub and the legacy bot, whose API calls go through serve's egress proxy.
+    let recorderConfig = config.recorder;
+    let demo: RunningServe['demo'] = null;
+    const botOptions: LegacyBotOptions = { api: { github: '', gitea: '' }, agents: '' };
+    if (config.demo) {
+      const stub = buildForgeStub();
+      const stubUrl = await stub.app.listen({ host: '127.0.0.1', port: 0 });
+      cleanups.push(() => stub.app.close());
+      const bot = buildLegacyBot(botOptions);
+      const botUrl = await bot.listen({ host: '127.0.0.1', port: 0 });
+      cleanups.push(() => bot.close());
+      recorderConfig = { ...recorderConfig, legacy: { ...recorderConfig.legacy, url: `${botUrl}/webhook` }, upstreams: { github: stubUrl, gitea: `${stubUrl}/api/v1`, forgejo: `${stubUrl}/api/v1`, agents: stubUrl, ...recorderConfig.upstreams } };
+      demo = { botUrl, stubUrl, stub };
+    }
+
+    const ops = createOpRegistry([...BUILTIN_OPS, ...(await loadUserOps(s.flows.ops, process.cwd()))]);
+    const { flows, digest } = await loadFlowsOrThrow(s.flows.dir, ops);
+    const unknown = Object.keys(s.flows.modes).filter((n) => !flows.some((f) => f.name === n));
+    if (unknown.length > 0) throw new HsError('HS_ERR_CONFIG_INVALID', `flows.modes names unknown flow(s) ${unknown.join(', ')}; the flows are ${flows.map((f) => f.name).join(', ')}.`);
+    const routes = await loadRouteMaps(s.serve.routes);
+    const rules = s.serve.rules ? await loadRules(s.serve.rules, new Date(clock.nowUs() / 1000)) : NO_RULES();
+    const live = await openLiveStore(recorderConfig.store);
+    cleanups.push(() => live.close());
+    const events = createEventHub();
+    cleanups.push(() => events.close());
+
+    const metrics = createRecorderMetrics();
+    const queueDepth = new Gauge({ name: 'hookshadow_serve_queue_depth', help: 'Deliveries waiting for their legacy calls to settle.', registers: [metrics.registry] });
+    const dropped = new Counter({ name: 'hookshadow_serve_queue_dropped_total', help: 'Deliveries whose flows were not run because the queue was full (replay them offline).', registers: [metrics.registry] });
+    const settled = new Counter({ name: 'hookshadow_serve_settled_total', help: 'Deliveries settled: flows run and compared with the legacy handler.', registers: [metrics.registry] });
+    const divergent = new Counter({ name: 'hookshadow_serve_divergent_runs_total', help: 'Flow runs with an unexpected divergence, by flow and mode.', labelNames: ['flow', 'mode'], registers: [metrics.registry] });
+
+    // Filled in below; the lifecycle and the sink need each other.
+    let modes!: ModeController;
+    let segments!: SegmentWriter;
+    let dispatcher: Dispatcher | null = null;
+    let capabilities: Capabilities | undefined;
+    const upstreams = upstreamConfigs(recorderConfig, env);
+    const configured = new Set(Object.keys(upstreams));
+    const fallbackRuns = new Map<string, boolean[]>();
+
+    const sink = async (batch: SettledDelivery[]) => {
+      await segments.write(batch);
+      settled.inc(batch.length);
+      for (const { result } of batch) {
+        const bad = new Set(result.divergences.filter((d) => d.expected_by === null).map((d) => d.flow));
+        for (const run of result.runs) {
+          events.publish('flow-run', { delivery_id: result.delivery_id, flow: run.flow, mode: run.mode, status: run.status, intents: run.intents.length, divergent: bad.has(run.flow) });
+          if (bad.has(run.flow)) divergent.inc({ flow: run.flow, mode: run.mode });
+          if (run.mode === 'live' && config.serve.fallback) trackFallback(run.flow, bad.has(run.flow));
+        }
+        if (result.divergences.length > 0 || result.duplicates.length > 0) {
+          events.publish('divergence', { delivery_id: result.delivery_id, received_at_us: result.received_at_us, event: result.event, action: result.action, unexpected: result.divergences.filter((d) => d.expected_by === null).length, divergences: result.divergences.length, duplicates: result.duplicates.length, flows: [...new Set(result.divergences.map((d) => d.flow).filter(Boolean))] });
+        }
+      }
+    };
+
+    /** Automatic fallback: a live flow diverging too often over its last runs goes back to dry-run. */
+    const trackFallback = (flow: string, isDivergent: boolean) => {
+      const f = config.serve.fallback!;
+      const window = fallbackRuns.get(flow) ?? [];
+      window.push(isDivergent);
+      if (window.length > f.window_runs) window.shift();
+      fallbackRuns.set(flow, window);
+      const rate = window.filter(Boolean).length / window.length;
+      if (window.length >= f.min_runs && rate > f.max_divergence_rate) {
+        fallbackRuns.delete(flow);
+        const evidence = { reason: 'automatic fallback', runs: window.length, divergent: window.filter(Boolean).length, divergence_rate: rate, threshold: f.max_divergence_rate };
+        void modes
+          .setFlow(flow, { to: 'dry-run', who: 'hookshadow', force: false, evidence })
+          .then(() => log.warn({ flow, ...evidence }, `flow ${flow} diverged too often in live mode and was put back to dry-run`))
+          .catch((err: unknown) => log.error({ err, flow }, 'automatic fallback to dry-run failed'));
+      }
+    };
+
+    const lifecycle = {
+      async reconcile(m: Readonly<Record<string, Mode>>) {
+        const goingLive = liveFlows(flows, 'off', m);
+        // Checked first: a refusal must leave everything as it was.
+        assertCapabilities(goingLive, configured);
+        if (goingLive.length > 0 && !capabilities) capabilities = createCapabilities(upstreams);
+        if (goingLive.length === 0 && capabilities) {
+          const c = capabilities;
+          capabilities = undefined;
+          await c.close();
+        }
+        const anyOn = flows.some((f) => m[f.name] !== 'off');
+        if (anyOn && !dispatcher) {
+          dispatcher = createDispatcher({
+            flows,
+            modes: () => modes?.effective() ?? m,
+            capabilities: () => capabilities,
+            routes,
+            rules,
+            settleMs: s.serve.settle_ms,
+            queueSize: s.serve.queue_size,
+            clock,
+            sink,
+            dropped: (record: DeliveryRecord) => {
+              dropped.inc();
+              events.publish('queue-full', { delivery_id: record.delivery_id, queue_size: s.serve.queue_size });
+              log.warn({ delivery_id: record.delivery_id, queue_size: s.serve.queue_size }, 'the flow queue is full: this delivery is recorded but its flows are not run (replay it offline)');
+            },
+            logger: log,
+          });
+          log.info({ modes: m }, 'dispatcher constructed');
+        } else if (!anyOn && dispatcher) {
+          const d = dispatcher;
+          dispatcher = null;
+          await d.close();
+          log.info('every flow is off: dispatcher torn down');
+        }
+      },
+    };
+
+    const inner = await openCaptureWriter({ store: recorderConfig.store, instance: recorderConfig.instance, maxSegmentBytes: recorderConfig.wal.max_segment_bytes, maxSegmentAgeMs: recorderConfig.wal.max_segment_age_ms });
+    cleanups.push(() => inner.close());
+    segments = createSegmentWriter({ store: recorderConfig.store, instance: recorderConfig.instance, flows, flowsDigest: digest, live, modes: () => modes.settings(), clock, segmentMs: s.serve.segment_seconds * 1000, logger: log });
+    cleanups.push(() => segments.close());
+    cleanups.push(async () => {
+      const d = dispatcher;
+      dispatcher = null;
+      await d?.close();
+      await capabilities?.close();
+    });
+    modes = await startModeController({
+      store: recorderConfig.store,
+      flows,
+      defaults: { mode: s.flows.mode, flows: s.flows.modes },
+      clock,
+      gate: s.cutover,
+      live,
+      lifecycle,
+      changed: (entry, effective) => events.publish('mode-change', { entry, modes: effective }),
+      logger: log,
+    });
+
+    const capture = observedCapture(inner, (record) => {
+      if (record.t === 'delivery') {
+        events.publish('delivery', { delivery_id: record.delivery_id, source: record.source, event: record.event, action: record.action, received_at_us: record.received_at_us, legacy_status: record.legacy_status, rejected: record.rejected });
+        dispatcher?.offer(record);
+        queueDepth.set(dispatcher?.queued() ?? 0);
+      } else dispatcher?.observeCall(record);
+    });
+    const app = await buildRecorder({ config: recorderConfig, capture, metrics, logger: log });
+    const context: ServeContext = {
+      config,
+      flows,
+      modes,
+      live,
+      events,
+      clock,
+      dispatcherAlive: () => dispatcher !== null,
+      queued: () => dispatcher?.queued() ?? 0,
+      upstreams: () => [...configured],
+    };
+    app.decorate('serve', context);
+    await app.register(serveRoutes);
+    await app.register(dashboardRoutes);
+    // The recorder stops taking deliveries first; the dispatcher then settles what is queued.
+    let url: string;
+    try {
+      url = await app.listen({ host: recorderConfig.host, port: recorderConfig.port });
+    } catch (err) {
+      await app.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new HsError('HS_ERR_LISTEN_FAILED', `Cannot listen on ${recorderConfig.host}:${recorderConfig.port}: ${(err as Error).message}.${code === 'EADDRINUSE' ? ' The port is in use: pick another with --port (0 picks a free one).' : ''}`, { cause: err });
+    }
+    if (config.demo) {
+      botOptions.api.github = `${url}/egress/github`;
+      botOptions.api.gitea = `${url}/egress/gitea`;
+      botOptions.agents = `${url}/egress/agents`;
+    }
+    const midnight = scheduleDailySummary(context, log);
+    await logDailySummary(context, log);
+
+    let stopping: Promise<void> | null = null;
+    return {
+      app,
+      url,
+      context,
+      demo,
+      stop() {
+        stopping ??= (async () => {
+          clearTimeout(midnight.timer);
+          await closeRecorder(app);
+          await cleanup();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** Logs and announces the daily summary at every UTC midnight. */
+function scheduleDailySummary(ctx: ServeContext, log: FastifyBaseLogger): { timer: NodeJS.Timeout } {
+  const handle = { timer: undefined as unknown as NodeJS.Timeout };
+  const arm = () => {
+    const nowMs = ctx.clock.nowUs() / 1000;
+    const next = Math.floor(nowMs / 86_400_000 + 1) * 86_400_000;
+    handle.timer = setTimeout(() => {
+      void logDailySummary(ctx, log).finally(arm);
+    }, next - nowMs + 1_000);
+    handle.timer.unref();
+  };
+  arm();
+  return handle;
+}
+
+export { dailySummary };
