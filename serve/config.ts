@@ -83,8 +83,14 @@ export const DEMO_FLOWS = resolve(PACKAGE_ROOT, 'fixtures', 'flows');
  * Merges, in order: defaults, the config file, the environment (`HOOKSHADOW_ADMIN_TOKEN`, secrets),
  * then flags. Relative paths in the file resolve from its directory.
  */
-export async function resolveServeConfig(opts: { file?: string; env: NodeJS.ProcessEnv; flags?: ConfigLayer & { serve?: Partial<ServeSettings['serve']>; flows?: Partial<ServeSettings['flows']> } }): Promise<ServeConfig> {
-  const fileLayer: Record<string, any> = opts.file ? ((await loadConfigFile(opts.file)) as Record<string, any>) : {};
+export async function resolveServeConfig(opts: {
+  file?: string;
+  /** A config given as an object instead of a file (tests, embedding); relative paths resolve from the working directory. */
+  inline?: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  flags?: ConfigLayer & { serve?: Partial<ServeSettings['serve']>; flows?: Partial<ServeSettings['flows']> };
+}): Promise<ServeConfig> {
+  const fileLayer: Record<string, any> = opts.file ? ((await loadConfigFile(opts.file)) as Record<string, any>) : structuredClone(opts.inline ?? {});
   const base = opts.file ? dirname(resolve(opts.file)) : process.cwd();
   const serveLayer: Record<string, any> = {};
   const recorderLayer: Record<string, unknown> = {};

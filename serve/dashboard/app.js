@@ -60,7 +60,7 @@ function Flows({ token, flows, onChanged }) {
   const flip = async (name, mode) => {
     const r = await api(token, `/api/flows/${encodeURIComponent(name)}/mode`, { method: 'PUT', body: JSON.stringify({ mode, force, who: 'dashboard' }) });
     if (r.status === 200) setRefusal(null);
-    else setRefusal({ flow: name, mode, code: r.body.code, message: r.body.message, reasons: r.body.details?.reasons ?? r.body.details?.missing ?? [] });
+    else setRefusal({ flow: name, mode, code: r.body.code, message: r.body.message, reasons: r.body.reasons ?? r.body.missing ?? [] });
     onChanged();
   };
   return html`<section>

@@ -20,7 +20,8 @@ function tokenMatches(given: string | undefined, expected: string): boolean {
   return given !== undefined && timingSafeEqual(digest(given), digest(expected));
 }
 
-const error = { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } } };
+// Errors carry their details at the top level (`reasons` of a refused cutover, `missing` capabilities).
+const error = { type: 'object', additionalProperties: true, properties: { code: { type: 'string' }, message: { type: 'string' } } };
 const open = { type: 'object', additionalProperties: true };
 const mode = { type: 'string', enum: [...MODES] };
 const flipBody = {
