@@ -261,6 +261,8 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
       upstreams: () => [...configured],
     };
     app.decorate('serve', context);
+    // Event streams never end on their own: close them, or closing the server would wait on them.
+    app.addHook('preClose', async () => events.close());
     await app.register(serveRoutes);
     await app.register(dashboardRoutes);
     // The recorder stops taking deliveries first; the dispatcher then settles what is queued.
