@@ -198,4 +198,7 @@ function App() {
   </div>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+// Replace the static "Loading…" placeholder rather than render beside it.
+root.replaceChildren();
+render(html`<${App} />`, root);

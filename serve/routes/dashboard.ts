@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -22,7 +23,16 @@ const ASSETS: Record<string, { file: () => string; type: string }> = {
   '/assets/htm.mjs': { file: () => require.resolve('htm').replace(/htm\.js$/, 'htm.module.js'), type: 'text/javascript; charset=utf-8' },
 };
 
+/** The CSP allows the page's one inline script, its import map, by hash: nothing else inline runs. */
+async function contentSecurityPolicy(): Promise<string> {
+  const page = await readFile(join(DASHBOARD, 'index.html'), 'utf8');
+  const importMap = /<script type="importmap">([\s\S]*?)<\/script>/.exec(page)?.[1] ?? '';
+  const hash = createHash('sha256').update(importMap).digest('base64');
+  return `default-src 'self'; script-src 'self' 'sha256-${hash}'; img-src 'self' data:; style-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'`;
+}
+
 export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
+  const csp = await contentSecurityPolicy();
   // Read once: the files are small and never change while serve runs.
   const cache = new Map<string, Buffer>();
   for (const [path, asset] of Object.entries(ASSETS)) {
@@ -32,7 +42,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       return reply
         .type(asset.type)
         .header('cache-control', 'no-cache')
-        .header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+        .header('content-security-policy', csp)
         .header('x-content-type-options', 'nosniff')
         .send(body);
     });
