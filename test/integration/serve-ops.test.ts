@@ -149,4 +149,38 @@ describe('serve operations', () => {
       await s.stop();
     }
   });
+
+  it('the cutover gate lets a flow go live once it has soaked enough, and holds back one that diverges', async () => {
+    const s = await start('gate', { cutover: { min_days: 0, min_deliveries: 2, max_divergence_rate: 0 } });
+    try {
+      const ds = [...generateDeliveries({ count: 400, seed: 21, slim: true })];
+      const prs = ds.filter((d) => d.event === 'pull_request' && d.action === 'opened').slice(0, 2);
+      const retries = ds.filter((d) => d.event === 'issue_comment' && d.action === 'created' && /^\/retry\b/m.test(JSON.parse(d.body).comment.body) && JSON.parse(d.body).comment.user.login !== 'hookbot').slice(0, 2);
+      await sendDeliveries(s.url, [...prs, ...retries], { concurrency: 1 });
+      const deadline = Date.now() + 10_000;
+      let flows: any;
+      do {
+        await new Promise((r) => setTimeout(r, 50));
+        flows = await get(s, '/api/flows');
+      } while (flows.flows.find((f: { name: string }) => f.name === 'retry-agent').deliveries < 2 && Date.now() < deadline);
+      const review = flows.flows.find((f: { name: string }) => f.name === 'request-review');
+      expect(review.readiness).toMatchObject({ ready: true, reasons: [] });
+      const put = (flow: string) => request(`${s.url}/api/flows/${flow}/mode`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'live' }) });
+      const ok = await put('request-review');
+      expect(ok.statusCode).toBe(200);
+      expect(((await ok.body.json()) as any).entry).toMatchObject({ forced: false, evidence: { 'request-review': expect.objectContaining({ deliveries: 2, divergent: 0, reasons: [] }) } });
+      const held = await put('retry-agent');
+      expect(held.statusCode).toBe(409);
+      expect(((await held.body.json()) as any).reasons).toEqual([expect.stringMatching(/^retry-agent: divergence rate 100\.00% \(2 of 2 runs\) is above 0\.00%$/)]);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('refuses a bad config with a clear error', async () => {
+    await expect(resolveServeConfig({ inline: { flows: { dir: 'x', mood: 'live' } }, env: {} })).rejects.toThrow(/Invalid serve configuration:\n {2}\/flows must NOT have additional properties/);
+    await expect(resolveServeConfig({ inline: {}, env: { HOOKSHADOW_ADMIN_TOKEN: 'short' } })).rejects.toThrow(/HOOKSHADOW_ADMIN_TOKEN must be at least 16 characters/);
+    const config = await resolveServeConfig({ inline: { store: join(tmp, 'bad'), port: 0, log_level: 'silent', flows: { modes: { 'no-such-flow': 'live' } } }, env: {} });
+    await expect(startServe(config)).rejects.toThrow(/flows\.modes names unknown flow\(s\) no-such-flow/);
+  });
 });
