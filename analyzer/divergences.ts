@@ -130,7 +130,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
 }
 
 /** A captured body as the route maps see it: parsed JSON, else the text (base64 for binary bodies). */
-function parseBody(text: string | null, encoding: string | null): unknown {
+export function parseBody(text: string | null, encoding: string | null): unknown {
   if (text === null) return null;
   if (encoding !== 'utf8') return text;
   try {

@@ -1,5 +1,6 @@
 import type { Divergence, DivergenceClass } from '../core/divergence-schema.js';
 import { canonicalJson, type Effect } from '../core/effects.js';
+import type { FlowRun } from '../replayer/engine/run.js';
 import { compareValues, textDiff } from './compare.js';
 import { formatPath } from './json-path.js';
 import { expectedBy, normalizeArgs, toleranceFor, type Rules } from './rules.js';
@@ -59,6 +60,18 @@ export interface FlowRunInfo {
   status: string;
   error: string | null;
   node_id: string | null;
+}
+
+/**
+ * In-memory flow runs (a check, serve) as the matcher takes them: intents in run then
+ * node order, and each run with the first node that kept it from finishing, as the
+ * analyzer's SQL finds it for a replay.
+ */
+export function matcherInputs(runs: readonly FlowRun[]): { intents: FlowIntent[]; runs: FlowRunInfo[] } {
+  return {
+    intents: runs.flatMap((r) => r.nodes.filter((n) => n.intent).map((n) => ({ run_id: r.run_id, flow: r.flow, node_id: n.node_id, iteration: n.iteration, kind: n.intent!.kind, target: n.intent!.target, args: n.intent!.args }))),
+    runs: runs.map((r) => ({ run_id: r.run_id, flow: r.flow, status: r.status, error: r.error, node_id: r.nodes.find((n) => n.status === 'failed' || n.status === 'no_recording' || n.status === 'blocked')?.node_id ?? null })),
+  };
 }
 
 // A run that did not finish cleanly may be missing intents: say so rather than report its gaps as missing_in_flow alone.

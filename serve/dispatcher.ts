@@ -4,7 +4,8 @@ import type { CallRecord, DeliveryRecord } from '../core/capture-schema.js';
 import type { Clock } from '../core/clock.js';
 import type { Effect } from '../core/effects.js';
 import { parsePayload } from '../core/payload.js';
-import { compareDelivery, type FlowIntent, type FlowRunInfo, type LegacyEffect } from '../analyzer/match.js';
+import { parseBody } from '../analyzer/divergences.js';
+import { compareDelivery, matcherInputs, type LegacyEffect } from '../analyzer/match.js';
 import type { RouteMaps } from '../analyzer/routes.js';
 import type { Rules } from '../analyzer/rules.js';
 import type { Capabilities } from '../replayer/engine/capabilities.js';
@@ -82,16 +83,6 @@ function toInput(r: DeliveryRecord): DeliveryInput {
 
 const exchange = (c: CallRecord): RecordedExchange => ({ upstream: c.upstream, method: c.method, path: c.path, response_status: c.response_status, response_body: c.response_body });
 
-function parseBody(text: string | null, encoding: string): unknown {
-  if (text === null) return null;
-  if (encoding !== 'utf8') return text;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const names = deps.flows.map((f) => f.name);
   const waiting = new Map<string, { calls: CallRecord[]; atMs: number }>();
@@ -142,8 +133,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const order = new Map(names.map((n, i) => [n, i]));
     const runs = [...liveRuns, ...dryRuns].sort((a, b) => order.get(a.flow)! - order.get(b.flow)!);
     const legacy: LegacyEffect[] = writes.map((c) => ({ effect_id: c.call_id, ...deps.routes.map({ upstream: c.upstream, method: c.method, path: c.path, body: parseBody(c.request_body, c.request_body_encoding) }) }));
-    const intents: FlowIntent[] = runs.flatMap((r) => r.nodes.filter((n) => n.intent).map((n) => ({ run_id: r.run_id, flow: r.flow, node_id: n.node_id, iteration: n.iteration, kind: n.intent!.kind, target: n.intent!.target, args: n.intent!.args })));
-    const infos: FlowRunInfo[] = runs.map((r) => ({ run_id: r.run_id, flow: r.flow, status: r.status, error: r.error, node_id: r.nodes.find((n) => ['failed', 'blocked', 'no_recording', 'cancelled'].includes(n.status))?.node_id ?? null }));
+    const { intents, runs: infos } = matcherInputs(runs);
     const { input, record } = job;
     const rows = compareDelivery({ delivery_id: input.delivery_id, received_at_us: input.received_at_us, source: input.source, event: input.event, action: input.action }, legacy, intents, infos, deps.rules);
     const liveFlows = new Set(liveRuns.map((r) => r.flow));

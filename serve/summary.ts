@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { DailySummaryRow } from '../analyzer/result.js';
 import type { ServeContext } from './server.js';
 
 /**
@@ -7,14 +8,8 @@ import type { ServeContext } from './server.js';
  * divergent runs and the rate; per flow, and per event and action.
  */
 
-export interface DailyRow {
-  day: string;
-  deliveries: number;
-  deliveries_with_flow: number;
-  flow_runs: number;
-  divergent_runs: number;
-  divergence_rate: number;
-}
+/** The same row as an offline analysis's daily summary. */
+export type DailyRow = DailySummaryRow;
 
 export interface DailySummary {
   days: DailyRow[];

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Agent, request, type Dispatcher } from 'undici';
 import { MUTATING_METHODS } from '../../core/capture-schema.js';
 import { HsError } from '../../core/errors.js';
+import { parseBody } from '../divergences.js';
 import { NO_RECORDINGS, recordedReads, type ReadSource, type RecordedExchange } from '../../replayer/engine/recordings.js';
 import { createRedeliverer } from '../../replayer/redeliver.js';
 import { parseStored, type StoredDelivery } from '../../replayer/source.js';
@@ -103,7 +104,7 @@ export async function startLegacyOracle(opts: OracleOptions): Promise<LegacyOrac
     }
     const status = answer?.status ?? 404;
     if (!answer) text = JSON.stringify({ message: `hookshadow check: no recording of ${method} ${path} for this delivery, and no upstream to forward it to` });
-    calls.push({ upstream, method, path, body: parseJson(raw), response_status: status, response_body: text });
+    calls.push({ upstream, method, path, body: parseBody(raw || null, 'utf8'), response_status: status, response_body: text });
     lastCallAt = performance.now();
     return reply.status(status).header('content-type', 'application/json').send(text ?? '');
   });
@@ -137,13 +138,4 @@ export async function startLegacyOracle(opts: OracleOptions): Promise<LegacyOrac
       await dispatcher.close();
     },
   };
-}
-
-function parseJson(text: string | null): unknown {
-  if (text === null || text === '') return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }

@@ -9,7 +9,7 @@ import { recordedReads } from '../../replayer/engine/recordings.js';
 import { runDelivery, type EngineOptions, type FlowRun } from '../../replayer/engine/run.js';
 import type { CompiledFlow } from '../../replayer/flows/model.js';
 import { parseStored, type StoredDelivery } from '../../replayer/source.js';
-import { compareDelivery, type FlowIntent, type FlowRunInfo, type LegacyEffect } from '../match.js';
+import { compareDelivery, matcherInputs, type LegacyEffect } from '../match.js';
 import type { RouteMaps } from '../routes.js';
 import type { Rules } from '../rules.js';
 import type { CheckCase } from './case.js';
@@ -288,8 +288,7 @@ const legacyParity: Property = {
     for (const [i, d] of c.deliveries.entries()) {
       if (legacyCalls[i]!.error) throw new Error(`the legacy oracle did not answer delivery ${d.delivery_id}: ${legacyCalls[i]!.error}`);
       const legacy: LegacyEffect[] = writes[i]!.map((call, k) => ({ effect_id: `oracle-${k}`, ...ctx.routes.map({ upstream: call.upstream, method: call.method, path: call.path, body: call.body }) }));
-      const intents: FlowIntent[] = runs[i]!.flatMap((run) => run.nodes.filter((n) => n.intent).map((n) => ({ run_id: run.run_id, flow: run.flow, node_id: n.node_id, iteration: n.iteration, kind: n.intent!.kind, target: n.intent!.target, args: n.intent!.args })));
-      const infos: FlowRunInfo[] = runs[i]!.map((run) => ({ run_id: run.run_id, flow: run.flow, status: run.status, error: run.error, node_id: run.nodes.find((n) => ['failed', 'blocked', 'no_recording', 'cancelled'].includes(n.status))?.node_id ?? null }));
+      const { intents, runs: infos } = matcherInputs(runs[i]!);
       const meta = { delivery_id: d.delivery_id, received_at_us: d.received_at_us, source: d.source, event: d.event, action: d.action };
       const rows = compareDelivery(meta, legacy, intents, infos, ctx.rules, () => {}).filter((r) => r.expected_by === null);
       for (const r of rows) problems.push(`${r.class}${r.flow ? ` (${r.flow}${r.node_id ? `.${r.node_id}` : ''})` : ''} ${r.kind ?? ''} ${r.target ?? ''}${r.path ? ` at ${r.path}` : ''}`.trim());
