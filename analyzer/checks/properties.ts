@@ -164,19 +164,26 @@ const redeliveryIdempotent: Property = {
   prepare: (c) => (c.deliveries.length > 1 ? c : { ...c, deliveries: [c.deliveries[0]!, { ...c.deliveries[0]!, received_at_us: c.deliveries[0]!.received_at_us + 60_000_000 }] }),
   async check(c, ctx) {
     const lines = intentLines(await runCase(ctx, c.deliveries));
-    const once = lines.filter((l) => l.delivery === 0);
-    const twice = lines.filter((l) => l.delivery > 0);
-    const dedup = new Set(ctx.flows.filter((f) => f.dedup).map((f) => f.name));
-    const comparable = (xs: IntentLine[], keep: (flow: string) => boolean) => xs.filter((l) => keep(l.flow)).map(({ delivery: _d, ...rest }) => canonicalJson(rest));
-    const repeated = comparable(twice, (f) => dedup.has(f));
-    if (repeated.length > 0) {
-      const flows = [...new Set(twice.filter((l) => dedup.has(l.flow)).map((l) => l.flow))];
-      return differs('redelivery-idempotent', { label: 'intents on redelivery (dedup)', value: [] }, { label: 'intents on redelivery', value: twice.filter((l) => dedup.has(l.flow)) }, `flow(s) ${flows.join(', ')} declare dedup but acted again on a redelivery`);
+    const of = (k: number, flow: string) => lines.filter((l) => l.delivery === k && l.flow === flow);
+    const comparable = (xs: IntentLine[]) => JSON.stringify(xs.map(({ delivery: _d, ...rest }) => canonicalJson(rest)));
+    const t0 = c.deliveries[0]!.received_at_us;
+    for (const flow of ctx.flows) {
+      // With dedup, a redelivery within the window of the run that acted must do nothing; one after it acts afresh.
+      let actedAt = t0;
+      for (let k = 1; k < c.deliveries.length; k++) {
+        const again = of(k, flow.name);
+        const t = c.deliveries[k]!.received_at_us;
+        if (flow.dedup && t - actedAt <= flow.dedup.windowUs) {
+          if (again.length > 0) {
+            return differs('redelivery-idempotent', { label: `${flow.name} on redelivery ${k} (dedup)`, value: [] }, { label: `${flow.name} on redelivery ${k}`, value: again }, `flow ${flow.name} declares dedup but acted again on a redelivery ${(t - t0) / 1e6} s after the first delivery`);
+          }
+        } else if (flow.dedup) actedAt = t;
+        else if (comparable(again) !== comparable(of(0, flow.name))) {
+          return differs('redelivery-idempotent', { label: `${flow.name} on the first delivery`, value: of(0, flow.name) }, { label: `${flow.name} on redelivery ${k}`, value: again }, `flow ${flow.name} has no dedup, so a redelivery must intend exactly what the first delivery did`);
+        }
+      }
     }
-    const a = comparable(once, (f) => !dedup.has(f));
-    const b = comparable(twice, (f) => !dedup.has(f));
-    if (JSON.stringify(a) === JSON.stringify(b)) return null;
-    return differs('redelivery-idempotent', { label: 'first delivery', value: once }, { label: 'redelivery', value: twice }, 'without dedup, a redelivery must intend exactly what the first delivery did');
+    return null;
   },
 };
 

@@ -25,7 +25,11 @@ export function failureDiff(f: Failure): string | null {
 
 function failureLines(p: PropertyResult): string[] {
   const ce = p.counterexample!;
-  const lines = [`  ${ce.failure.message}`, `  case: ${ce.case}`, `  shrunk in ${ce.shrinks} step(s): payload ${ce.original_size ?? '?'} → ${ce.shrunk_size} bytes`];
+  const lines = [
+    `  ${ce.failure.message}`,
+    `  case: ${ce.case}`,
+    `  found after ${ce.found_after_runs} case(s) in ${(ce.search_ms / 1000).toFixed(1)} s; shrunk in ${ce.shrinks} step(s), ${(ce.shrink_ms / 1000).toFixed(1)} s: payload ${ce.original_size ?? '?'} → ${ce.shrunk_size} bytes`,
+  ];
   for (const d of ce.deliveries) lines.push(`  delivery ${d.delivery_id} (${d.source} ${d.event ?? '-'}${d.action ? `.${d.action}` : ''}): ${clip(d.body ?? '', 600)}`);
   const diff = failureDiff(ce.failure);
   if (diff) lines.push(...clip(diff).split('\n').map((l) => `    ${l}`));
@@ -44,7 +48,9 @@ export function renderCheckText(r: CheckReport): string {
   if (searched.length > 0) out.push('', 'Properties:');
   else out.push('', 'Properties: not searched (--runs 0).');
   for (const p of searched) {
-    const rate = p.duration_ms > 0 ? ` · ${Math.round((p.runs / p.duration_ms) * 1000)} runs/s` : '';
+    // A failed property's rate covers the search, not the shrinking after it.
+    const searched = p.counterexample ? { runs: p.counterexample.found_after_runs, ms: p.counterexample.search_ms } : { runs: p.runs, ms: p.duration_ms };
+    const rate = searched.ms > 0 ? ` · ${Math.round((searched.runs / searched.ms) * 1000)} runs/s` : '';
     out.push(`  ${mark(p.status)} ${p.name} — ${p.meaning} (${p.runs} runs${rate})${p.reason ? ` [${p.reason}]` : ''}`);
     if (p.status === 'failed') out.push(...failureLines(p));
   }

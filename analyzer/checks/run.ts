@@ -58,6 +58,10 @@ export type ProgressEvent = { type: 'property'; name: string; total: number } | 
 export type ResultStatus = 'passed' | 'failed' | 'skipped';
 
 export interface FoundCounterexample {
+  /** Cases run until the first failure, and the time it took; the rest of the property's time went to shrinking. */
+  found_after_runs: number;
+  search_ms: number;
+  shrink_ms: number;
   case: string;
   deliveries: StoredDelivery[];
   failure: Failure;
@@ -262,11 +266,16 @@ async function searchProperty(p: Planned, cases: fc.Arbitrary<CasePlan>, samples
     return p.property.prepare?.(c) ?? c;
   };
   let runs = 0;
+  const started = performance.now();
+  let found = null as { runs: number; at: number } | null;
   const property = fc.asyncProperty(input, async ([plan, extra]) => {
     runs++;
     opts.onProgress?.({ type: 'run', name: p.property.name });
     const failure = await p.property.check(caseOf(plan), ctx, extra);
-    if (failure) throw new PropertyFailed(failure);
+    if (failure) {
+      found ??= { runs, at: performance.now() };
+      throw new PropertyFailed(failure);
+    }
   });
   const details = await fc.check(property, {
     seed: opts.seed,
@@ -287,6 +296,9 @@ async function searchProperty(p: Planned, cases: fc.Arbitrary<CasePlan>, samples
     reason: null,
     runs: details.numRuns,
     counterexample: {
+      found_after_runs: found?.runs ?? details.numRuns,
+      search_ms: (found?.at ?? performance.now()) - started,
+      shrink_ms: found ? performance.now() - found.at : 0,
       case: describeCase(c),
       deliveries: c.deliveries,
       failure,

@@ -99,7 +99,7 @@ describe('hookshadow check: each property catches its planted bug', () => {
     const { found } = await plantedBug('double-enqueue', 'redelivery-idempotent');
     expectShrunk(found, 'redelivery-idempotent');
     const f = result(found, 'redelivery-idempotent').counterexample!.failure;
-    expect(f.message).toMatch(/enqueue-once declare dedup but acted again/);
+    expect(f.message).toMatch(/flow enqueue-once declares dedup but acted again on a redelivery/);
     expect(f.actual!.value).toEqual([expect.objectContaining({ delivery: 1, flow: 'enqueue-once', intent: expect.objectContaining({ kind: 'agent.enqueue' }) })]);
   });
 
@@ -157,6 +157,14 @@ describe('hookshadow check on the fixture flows', () => {
     expect(r.properties.every((p) => p.runs === 60)).toBe(true);
     expect(r.samples).toBeGreaterThan(0);
     expect(r.failed).toBe(false);
+  });
+
+  it('redelivery-idempotent judges each redelivery on its own (a flow without dedup acts again every time)', async () => {
+    // Seeds that generate cases with two redeliveries of a /retry comment: retry-agent rightly acts each time.
+    for (const seed of [2, 3, 10]) {
+      const r = await runChecks(options(join(ROOT, 'fixtures/flows'), { opsModules: [], only: ['redelivery-idempotent'], seed }));
+      expect(result(r, 'redelivery-idempotent').status, `seed ${seed}`).toBe('passed');
+    }
   });
 
   it('--time-budget bounds the run: the search stops early and still passes', async () => {

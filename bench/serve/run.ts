@@ -1,0 +1,586 @@
+/**
+ * Serve benchmark: the recorder alone in tee mode against `hookshadow serve` with 20 flows in
+ * dry-run, side by side in one run, on the same deliveries and the same legacy handler.
+ *
+ *   recorder  startRecorder: tee to the demo legacy bot, whose API calls go through the recorder's
+ *             egress proxy to the forge stub (bench/recorder's tee-egress topology)
+ *   serve     startServe with the same recorder config, plus the dispatcher running 20 flows in
+ *             dry-run `settle_ms` after the legacy handler answered, compared with its effects
+ *
+ * Configurations alternate (recorder, serve, recorder, serve, ...: --rounds pairs) to spread drift
+ * over both. Each gets fresh processes: the server under test (bench/serve/server.ts) and the
+ * backend, the demo legacy bot and forge stub in one process (bench/recorder/server.ts `backend`);
+ * the load generators run here. For each:
+ *
+ *   1. warm-up: the paced generator at --rate for --warmup s, not measured; wait for serve's queue;
+ *   2. sustained: the paced generator (bench/recorder/paced.ts: request i leaves at i/rate over
+ *      --connections keep-alive connections) at --rate for --sustain s: acknowledgement p50/p99;
+ *      for serve, whether the flows keep up (settled/s, queue depth, drops, drain time);
+ *   3. saturation: autocannon, --connections, unthrottled, for --duration s: deliveries/s and
+ *      acknowledgement p50/p99; for serve, settled/s meanwhile and how fast the queue drains after.
+ *
+ *   npm run bench:serve [-- --rounds 2 --rate 1000 --sustain 20 ...]   (see --help)
+ *
+ * Prints tables and writes the raw figures to bench/out/serve-<date>.json. The targets are
+ * evaluated and reported, never enforced.
+ */
+import type { EventEmitter } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Child, cpuSeconds } from '../recorder/child.js';
+import { runPaced } from '../recorder/paced.js';
+import { parseFlags } from '../shared/args.js';
+import { gitDirty, gitHead, hostInfo, machineBusySeconds, packageVersion } from '../shared/machine.js';
+import { mdTable, round } from '../shared/report.js';
+import { repoRoot } from '../replay/flows.js';
+import { ServerChild, type Msg } from './child.js';
+import { benchDeliveries, type HookRequest } from './deliveries.js';
+import { matchMix, writeBenchFlows } from './flows.js';
+
+// ---------------------------------------------------------------------------------------------
+// autocannon (CommonJS, no bundled types): the small part of its API used here.
+
+interface AcResult {
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: AcResult) => void) => EventEmitter;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+// ---------------------------------------------------------------------------------------------
+// Options: flags override environment variables override defaults.
+
+const HELP = `Serve benchmark: the recorder alone (tee) against serve with 20 dry-run flows.
+  --rounds N          recorder/serve pairs, alternating        (BENCH_ROUNDS, default 2)
+  --rate R            sustained rate, deliveries/s              (BENCH_RATE, default 1000)
+  --sustain S         seconds of the sustained (paced) phase    (BENCH_SUSTAIN, default 20)
+  --warmup S          paced warm-up at --rate, not measured     (BENCH_WARMUP, default 3)
+  --duration S        seconds of the unthrottled autocannon run, 0 = skip (BENCH_DURATION, default 8)
+  --connections N     connections of both generators            (BENCH_CONNECTIONS, default 32)
+  --count N           distinct deliveries                       (BENCH_COUNT, default 512)
+  --seed N            generator seed                            (BENCH_SEED, default 42)
+  --settle-ms MS      serve.settle_ms                           (BENCH_SETTLE_MS, default 200)
+  --queue-size N      serve.queue_size                          (BENCH_QUEUE_SIZE, default 100000)
+  --drain-timeout S   longest wait for serve's queue to empty   (BENCH_DRAIN_TIMEOUT, default 60)
+  --configs LIST      subset of recorder,serve                  (BENCH_CONFIGS, default recorder,serve)
+  --prof              run serve children with --cpu-prof (profiles in bench/out/prof/serve/)
+  --out FILE          JSON output                               (BENCH_OUT, default bench/out/serve-<YYYY-MM-DD>.json)`;
+
+const CONFIGS = ['recorder', 'serve'] as const;
+type ConfigName = (typeof CONFIGS)[number];
+const ROOT = repoRoot();
+
+function parseArgs(argv: string[]) {
+  const flags = parseFlags(argv, HELP, ['prof']);
+  const env = process.env;
+  const num = (flag: string, envName: string, dflt: number) => {
+    const raw = flags.get(flag) ?? env[envName];
+    if (raw === undefined || raw === '') return dflt;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag} expects a non-negative number, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const configs = (flags.get('configs') ?? env.BENCH_CONFIGS ?? CONFIGS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const c of configs) if (!(CONFIGS as readonly string[]).includes(c)) throw new Error(`unknown config ${c}; use ${CONFIGS.join(',')}`);
+  return {
+    rounds: Math.max(1, Math.round(num('rounds', 'BENCH_ROUNDS', 2))),
+    rate: Math.max(1, Math.round(num('rate', 'BENCH_RATE', 1000))),
+    sustain: num('sustain', 'BENCH_SUSTAIN', 20),
+    warmup: num('warmup', 'BENCH_WARMUP', 3),
+    duration: num('duration', 'BENCH_DURATION', 8),
+    connections: Math.max(1, Math.round(num('connections', 'BENCH_CONNECTIONS', 32))),
+    count: Math.max(1, Math.round(num('count', 'BENCH_COUNT', 512))),
+    seed: Math.round(num('seed', 'BENCH_SEED', 42)),
+    settleMs: Math.round(num('settle-ms', 'BENCH_SETTLE_MS', 200)),
+    queueSize: Math.max(1, Math.round(num('queue-size', 'BENCH_QUEUE_SIZE', 100_000))),
+    drainTimeout: num('drain-timeout', 'BENCH_DRAIN_TIMEOUT', 60),
+    configs: configs as ConfigName[],
+    prof: flags.get('prof') === 'true' || env.BENCH_PROF === '1',
+    out: flags.get('out') ?? env.BENCH_OUT ?? join(ROOT, 'bench', 'out', `serve-${new Date().toISOString().slice(0, 10)}.json`),
+  };
+}
+type Options = ReturnType<typeof parseArgs>;
+
+// ---------------------------------------------------------------------------------------------
+// Latencies.
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Acknowledgement latencies (ms) and when each response ended (ms since the run started). */
+class Latencies {
+  lat: number[] = [];
+  ends: number[] = [];
+  add(latencyMs: number, endMs: number): void {
+    this.lat.push(latencyMs);
+    this.ends.push(endMs);
+  }
+  static summary(lat: readonly number[]) {
+    const s = Float64Array.from(lat).sort();
+    return { samples: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), p999: percentile(s, 99.9), max: s.length ? s[s.length - 1]! : NaN };
+  }
+  /** 2xx responses that ended in [1 s, the last whole second), per second. */
+  achievedPerSec(seconds: number): number {
+    const to = Math.floor(seconds);
+    if (to < 2) return NaN;
+    return this.ends.filter((e) => e >= 1000 && e < to * 1000).length / (to - 1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load.
+
+interface LoadRun {
+  generator: 'paced' | 'autocannon';
+  connections: number;
+  targetRate: number | null;
+  seconds: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  /** Paced: 2xx responses per second from 1 s to the last whole second. autocannon: 2xx per second once every connection had answered. */
+  deliveriesPerSec: number;
+  latencyMs: ReturnType<typeof Latencies.summary>;
+  /** Paced only: how late the timer handed requests over against their schedule. */
+  pacing?: { maxLagMs: number; p99LagMs: number };
+  /** Not serialized: the raw latencies, pooled across rounds for the headline figures. */
+  raw: number[];
+}
+
+async function paced(url: string, requests: HookRequest[], connections: number, seconds: number, rate: number): Promise<LoadRun> {
+  const l = new Latencies();
+  const r = await runPaced({ url, requests, connections, seconds, rate, warmupMs: 500, onSample: (ms, end) => l.add(ms, end) });
+  const ok = Object.entries(r.statusCodes).reduce((s, [code, n]) => (Number(code) >= 200 && Number(code) < 300 ? s + n : s), 0);
+  return {
+    generator: 'paced',
+    connections,
+    targetRate: rate,
+    seconds: r.seconds,
+    ok,
+    non2xx: r.responses - ok - r.errors,
+    errors: r.errors,
+    deliveriesPerSec: l.achievedPerSec(seconds),
+    latencyMs: Latencies.summary(l.lat),
+    pacing: { maxLagMs: r.maxLagMs, p99LagMs: r.p99LagMs },
+    raw: l.lat,
+  };
+}
+
+/**
+ * autocannon, unthrottled. Latency is each response's own duration; each connection's first
+ * response counts for throughput, not latency (autocannon builds its request buffers meanwhile).
+ */
+function saturate(url: string, requests: HookRequest[], connections: number, seconds: number): Promise<LoadRun> {
+  return new Promise((resolve, reject) => {
+    const l = new Latencies();
+    const started = performance.now();
+    const seen = new Set<unknown>();
+    let ok = 0;
+    let non2xx = 0;
+    let steadyFrom = started;
+    let okAtSteady = 0;
+    const instance = autocannon({ url, connections, duration: seconds, requests, timeout: 30 }, (err, result) => {
+      if (err) return reject(err);
+      resolve({
+        generator: 'autocannon',
+        connections,
+        targetRate: null,
+        seconds: (performance.now() - started) / 1000,
+        ok,
+        non2xx,
+        errors: result.errors + result.timeouts,
+        deliveriesPerSec: (ok - okAtSteady) / ((performance.now() - steadyFrom) / 1000),
+        latencyMs: Latencies.summary(l.lat),
+        raw: l.lat,
+      });
+    });
+    instance.on('response', (client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+      if (statusCode < 200 || statusCode >= 300) {
+        non2xx += 1;
+        return;
+      }
+      ok += 1;
+      if (!seen.has(client)) {
+        seen.add(client);
+        if (seen.size === connections) {
+          steadyFrom = performance.now();
+          okAtSteady = ok;
+        }
+        return;
+      }
+      l.add(responseTime, performance.now() - started);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// One configuration: its processes, its phases.
+
+interface Stats {
+  t: number;
+  queued: number;
+  maxQueued: number;
+  settled: number;
+  dropped: number;
+  deliveries: number;
+  /** Serve: settled batches written to the live store so far, and the deliveries in them. */
+  batches: number;
+  batchedDeliveries: number;
+  rss: number;
+  eluActiveMs: number;
+  eluIdleMs: number;
+}
+
+const stats = async (server: ServerChild, t0: number): Promise<Stats> => {
+  const m = await server.request({ cmd: 'stats' });
+  return {
+    t: (performance.now() - t0) / 1000,
+    queued: Number(m.queued),
+    maxQueued: Number(m.maxQueued),
+    settled: Number(m.settled),
+    dropped: Number(m.dropped),
+    deliveries: Number(m.deliveries),
+    batches: Number(m.batches),
+    batchedDeliveries: Number(m.batchedDeliveries),
+    rss: Number(m.rss),
+    eluActiveMs: Number(m.eluActiveMs),
+    eluIdleMs: Number(m.eluIdleMs),
+  };
+};
+
+/** Waits until serve has settled (or dropped) every delivery it captured; the recorder at once. Seconds waited, or null on timeout. */
+async function drain(server: ServerChild, timeoutS: number): Promise<{ seconds: number | null; last: Stats }> {
+  const t0 = performance.now();
+  for (;;) {
+    const s = await stats(server, t0);
+    const done = server.role === 'recorder' || (s.queued === 0 && s.settled + s.dropped >= s.deliveries);
+    if (done) return { seconds: s.t, last: s };
+    if (s.t > timeoutS) return { seconds: null, last: s };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface PhaseFigures {
+  load: LoadRun;
+  /** Per second during the load: the server's counters (serve's queue and settled figures). */
+  timeline: Stats[];
+  /** CPU, % of one core, over the load. */
+  cpuPercent: { server: number | null; backend: number | null; generator: number | null; otherProcesses: number | null };
+  /** Server CPU µs per acknowledged delivery (all its threads). */
+  serverCpuUsPerDelivery: number | null;
+  serverEventLoopUtilization: number | null;
+  serve: {
+    acknowledged: number;
+    settledDuringLoad: number;
+    /** Settled per second from 2 s into the load to its end (serve reaches its steady state by then). */
+    settledPerSecSteady: number | null;
+    ackedPerSecSteady: number | null;
+    maxQueueDepth: number;
+    queueAtEndOfLoad: number;
+    dropped: number;
+    /** Settled batches (one live-store insert and one divergence appender each) per second during the load, and deliveries per batch. */
+    batchesPerSec: number;
+    deliveriesPerBatch: number | null;
+    /** After the load: seconds until everything was settled, how many were left, and the rate they went at. */
+    drainSeconds: number | null;
+    drainedDeliveries: number;
+    drainSettledPerSec: number | null;
+  } | null;
+}
+
+async function phase(server: ServerChild, backend: Child, opts: Options, run: () => Promise<LoadRun>): Promise<PhaseFigures> {
+  const t0 = performance.now();
+  const before = await stats(server, t0);
+  const cpu0 = { server: cpuSeconds(server.pid), backend: cpuSeconds(backend.pid), parent: process.cpuUsage(), machine: machineBusySeconds() };
+  const timeline: Stats[] = [];
+  let sampling: Promise<void> = Promise.resolve();
+  const poller = setInterval(() => {
+    sampling = sampling.then(async () => void timeline.push(await stats(server, t0)));
+  }, 1000);
+  let load: LoadRun;
+  try {
+    load = await run();
+  } finally {
+    clearInterval(poller);
+  }
+  const parent = process.cpuUsage(cpu0.parent);
+  const cpu = { server: cpuSeconds(server.pid) - cpu0.server, backend: cpuSeconds(backend.pid) - cpu0.backend, parent: (parent.user + parent.system) / 1e6, machine: machineBusySeconds() - cpu0.machine };
+  await sampling;
+  // The server's state the moment the load ended (the last response arrived).
+  const after = await stats(server, t0);
+  const pct = (s: number) => round((s / load.seconds) * 100, 0);
+  const elu = (after.eluActiveMs - before.eluActiveMs) / (after.eluActiveMs - before.eluActiveMs + after.eluIdleMs - before.eluIdleMs);
+
+  let serve: PhaseFigures['serve'] = null;
+  if (server.role === 'serve') {
+    const d = await drain(server, opts.drainTimeout);
+    const acknowledged = after.deliveries - before.deliveries;
+    // Steady window: from the first sample at or after 2 s to the last sample of the load.
+    const from = timeline.find((s) => s.t >= 2);
+    const to = timeline.at(-1);
+    const steady = from && to && to.t - from.t >= 1 ? to.t - from.t : null;
+    const left = after.deliveries - after.settled - after.dropped;
+    serve = {
+      acknowledged,
+      settledDuringLoad: after.settled - before.settled,
+      settledPerSecSteady: steady ? (to!.settled - from!.settled) / steady : null,
+      ackedPerSecSteady: steady ? (to!.deliveries - from!.deliveries) / steady : null,
+      maxQueueDepth: Math.max(after.maxQueued, ...timeline.map((s) => s.maxQueued)),
+      queueAtEndOfLoad: after.queued,
+      dropped: d.last.dropped - before.dropped,
+      batchesPerSec: (after.batches - before.batches) / load.seconds,
+      deliveriesPerBatch: after.batches > before.batches ? (after.batchedDeliveries - before.batchedDeliveries) / (after.batches - before.batches) : null,
+      drainSeconds: d.seconds,
+      drainedDeliveries: left,
+      drainSettledPerSec: d.seconds && left > 0 ? left / d.seconds : null,
+    };
+  }
+  return {
+    load,
+    timeline,
+    cpuPercent: { server: pct(cpu.server), backend: pct(cpu.backend), generator: pct(cpu.parent), otherProcesses: pct(Math.max(0, cpu.machine - cpu.server - cpu.backend - cpu.parent)) },
+    serverCpuUsPerDelivery: round((cpu.server * 1e6) / Math.max(1, load.ok), 1),
+    serverEventLoopUtilization: round(elu, 3),
+    serve,
+  };
+}
+
+interface InstanceFigures {
+  config: ConfigName;
+  round: number;
+  sustained: PhaseFigures;
+  saturation: PhaseFigures | null;
+  /** Serve only: what the live store held before stopping. */
+  live: Msg | null;
+  stopMs: number | null;
+  rssMiB: number;
+}
+
+async function runInstance(config: ConfigName, roundNo: number, opts: Options, flowsDir: string, requests: HookRequest[]): Promise<InstanceFigures> {
+  const backend = await Child.start('backend', {});
+  const stub = String(backend.ready.stubUrl);
+  const nodeArgs = opts.prof && config === 'serve' ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'out', 'prof', 'serve')}`, `--cpu-prof-name=${config}-round${roundNo}.cpuprofile`] : [];
+  let server: ServerChild | null = null;
+  try {
+    server = await ServerChild.start(
+      config,
+      { legacy: `${String(backend.ready.botUrl)}/webhook`, upstreams: { github: stub, gitea: `${stub}/api/v1`, agents: stub }, flowsDir, settleMs: opts.settleMs, queueSize: opts.queueSize, sampleMs: 10 },
+      nodeArgs,
+    );
+    if (config === 'serve' && server.ready.flows !== 20) throw new Error(`serve loaded ${String(server.ready.flows)} flows, expected 20`);
+    // The bot's API calls go through the egress of the server under test, as in the demo (fixtures/stack.ts).
+    const ack = await backend.request({ cmd: 'api', github: `${server.url}/egress/github`, gitea: `${server.url}/egress/gitea`, agents: `${server.url}/egress/agents` });
+    if (ack.event !== 'ok') throw new Error(`backend refused the egress API bases: ${JSON.stringify(ack)}`);
+
+    if (opts.warmup > 0) await paced(server.url, requests, opts.connections, opts.warmup, opts.rate);
+    const warm = await drain(server, opts.drainTimeout);
+    if (warm.seconds === null) throw new Error(`${config}: the queue did not empty within ${opts.drainTimeout} s after the warm-up`);
+
+    const srv = server;
+    const sustained = await phase(srv, backend, opts, () => paced(srv.url, requests, opts.connections, opts.sustain, opts.rate));
+    const saturation = opts.duration > 0 ? await phase(srv, backend, opts, () => saturate(srv.url, requests, opts.connections, opts.duration)) : null;
+    const rssMiB = Number((await srv.request({ cmd: 'stats' })).rss) / 2 ** 20;
+    const live = config === 'serve' ? await srv.request({ cmd: 'summary' }, 60_000) : null;
+    const stopped = await srv.stop(120_000);
+    server = null;
+    return { config, round: roundNo, sustained, saturation, live, stopMs: stopped ? Number(stopped.stopMs) : null, rssMiB };
+  } finally {
+    await server?.stop().catch(() => undefined);
+    await backend.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
+
+function machine(opts: Options) {
+  return {
+    ...hostInfo(),
+    fastify: packageVersion(ROOT, 'fastify'),
+    autocannon: packageVersion(ROOT, 'autocannon'),
+    duckdbNodeApi: packageVersion(ROOT, '@duckdb/node-api'),
+    /** BENCH_GIT_REV names the commit when running from a copy of dist/ built earlier (the checkout may have moved on). */
+    git: process.env.BENCH_GIT_REV ?? gitHead(ROOT),
+    gitDirty: process.env.BENCH_GIT_REV ? null : gitDirty(ROOT),
+    build: fileURLToPath(new URL('../..', import.meta.url)),
+    prof: opts.prof,
+  };
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const info = machine(opts);
+  const set = benchDeliveries(opts.count, opts.seed);
+  const flowsDir = join(tmpdir(), `hookshadow-bench-serve-flows-${process.pid}`);
+  const flows = await writeBenchFlows(flowsDir);
+  const mix = await matchMix(flows, set.deliveries);
+  const b = set.bodies;
+  console.log(`hookshadow serve benchmark — ${info.nproc} CPUs (${info.cpuModel}), node ${info.node}, git ${info.git}${info.gitDirty ? ' (dirty)' : ''}`);
+  console.log(
+    `${b.count} distinct deliveries (seed ${opts.seed}; ${b.bySource.github ?? 0} github, ${b.bySource.gitea ?? 0} gitea; bodies ${b.minBytes}/${b.medianBytes}/${b.maxBytes} B min/median/max); ` +
+      `${flows.length} flows in dry-run (${flowsDir}): flows matched per delivery 0/1/2/3/4+ = ${Object.values(mix.flowsPerDelivery).join('/')}, mean ${mix.meanFlowsPerDelivery.toFixed(2)}`,
+  );
+  console.log(
+    `${opts.rounds} round(s) of ${opts.configs.join(', ')}; each: ${opts.warmup} s warm-up, ${opts.sustain} s paced at ${opts.rate}/s, ` +
+      `${opts.duration > 0 ? `${opts.duration} s autocannon unthrottled, ` : ''}${opts.connections} connections; settle_ms ${opts.settleMs}, queue_size ${opts.queueSize}`,
+  );
+
+  const instances: InstanceFigures[] = [];
+  for (let r = 1; r <= opts.rounds; r++) {
+    for (const config of opts.configs) {
+      process.stdout.write(`  round ${r} ${config.padEnd(8)} ... `);
+      const x = await runInstance(config, r, opts, flowsDir, set.requests);
+      instances.push(x);
+      const s = x.sustained;
+      const sat = x.saturation;
+      console.log(
+        `@${opts.rate}/s p50 ${f(s.load.latencyMs.p50)} p99 ${f(s.load.latencyMs.p99)} ms` +
+          (s.serve ? ` (settled ${f(s.serve.settledPerSecSteady, 0)}/s, max queue ${s.serve.maxQueueDepth}, dropped ${s.serve.dropped}, drained in ${f(s.serve.drainSeconds)} s)` : '') +
+          (sat ? `; unthrottled ${f(sat.load.deliveriesPerSec, 0)}/s p50 ${f(sat.load.latencyMs.p50)} p99 ${f(sat.load.latencyMs.p99)} ms` : '') +
+          (sat?.serve ? ` (settled ${f(sat.serve.settledPerSecSteady, 0)}/s, queue ${sat.serve.queueAtEndOfLoad} at the end, drained at ${f(sat.serve.drainSettledPerSec, 0)}/s)` : '') +
+          `; other processes ${f((s.cpuPercent.otherProcesses ?? 0) / 100)} cores`,
+      );
+    }
+  }
+
+  // ----- per run
+  const runRows = instances.flatMap((x) =>
+    [x.sustained, x.saturation].flatMap((p) =>
+      p
+        ? [
+            [
+              `${x.config} #${x.round} ${p.load.generator === 'paced' ? `@${opts.rate}/s` : 'unthrottled'}`,
+              f(p.load.deliveriesPerSec, 0),
+              f(p.load.latencyMs.p50),
+              f(p.load.latencyMs.p90),
+              f(p.load.latencyMs.p99),
+              f(p.load.latencyMs.max, 1),
+              p.load.non2xx + p.load.errors,
+              `${p.cpuPercent.server ?? '—'} / ${p.cpuPercent.backend ?? '—'} / ${p.cpuPercent.generator ?? '—'} / ${p.cpuPercent.otherProcesses ?? '—'}`,
+              f(p.serverCpuUsPerDelivery, 0),
+              f(p.serverEventLoopUtilization),
+              p.serve ? f(p.serve.settledPerSecSteady, 0) : '—',
+              p.serve ? `${p.serve.maxQueueDepth} / ${p.serve.queueAtEndOfLoad}` : '—',
+              p.serve ? p.serve.dropped : '—',
+              p.serve ? `${f(p.serve.drainSeconds)} s${p.serve.drainSettledPerSec ? ` (${f(p.serve.drainSettledPerSec, 0)}/s)` : ''}` : '—',
+              p.serve ? `${f(p.serve.batchesPerSec, 0)} × ${f(p.serve.deliveriesPerBatch, 1)}` : '—',
+            ],
+          ]
+        : [],
+    ),
+  );
+  console.log('');
+  console.log(
+    mdTable(
+      ['run', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'CPU % server / backend / generator / other', 'server CPU µs/delivery', 'server ELU', 'settled/s', 'queue max / at end', 'dropped', 'drain after load', 'settled batches/s × deliveries'],
+      runRows,
+    ),
+  );
+
+  // ----- side by side: latencies pooled over rounds, rates averaged
+  const pooled = (config: ConfigName, which: 'sustained' | 'saturation') => {
+    const runs = instances.filter((x) => x.config === config).map((x) => x[which]).filter((p): p is PhaseFigures => p !== null);
+    if (runs.length === 0) return null;
+    return { latencyMs: Latencies.summary(runs.flatMap((p) => p.load.raw)), deliveriesPerSec: runs.reduce((s, p) => s + p.load.deliveriesPerSec, 0) / runs.length, runs: runs.length };
+  };
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
+  const side = (['sustained', 'saturation'] as const).map((which) => {
+    const rec = pooled('recorder', which);
+    const srv = pooled('serve', which);
+    return {
+      phase: which,
+      recorder: rec,
+      serve: srv,
+      ratio: { p50: ratio(srv?.latencyMs.p50, rec?.latencyMs.p50), p99: ratio(srv?.latencyMs.p99, rec?.latencyMs.p99), deliveriesPerSec: ratio(srv?.deliveriesPerSec, rec?.deliveriesPerSec) },
+      /** Per round: serve's p99 over the recorder's of the same round. */
+      p99RatioPerRound: Array.from({ length: opts.rounds }, (_, i) => {
+        const a = instances.find((x) => x.config === 'serve' && x.round === i + 1)?.[which];
+        const c = instances.find((x) => x.config === 'recorder' && x.round === i + 1)?.[which];
+        return a && c ? round(a.load.latencyMs.p99 / c.load.latencyMs.p99, 3) : null;
+      }),
+    };
+  });
+  console.log('');
+  console.log(`side by side (latencies pooled over the rounds, deliveries/s averaged):`);
+  console.log(
+    mdTable(
+      ['load', 'recorder p50 / p99 ms', 'serve p50 / p99 ms', 'recorder deliveries/s', 'serve deliveries/s', 'serve/recorder p50', 'serve/recorder p99', 'serve/recorder deliveries/s', 'p99 ratio per round'],
+      side
+        .filter((s) => s.recorder || s.serve)
+        .map((s) => [
+          s.phase === 'sustained' ? `paced ${opts.rate}/s, ${opts.connections} connections` : `autocannon unthrottled, ${opts.connections} connections`,
+          `${f(s.recorder?.latencyMs.p50)} / ${f(s.recorder?.latencyMs.p99)}`,
+          `${f(s.serve?.latencyMs.p50)} / ${f(s.serve?.latencyMs.p99)}`,
+          f(s.recorder?.deliveriesPerSec, 0),
+          f(s.serve?.deliveriesPerSec, 0),
+          f(s.ratio.p50, 3),
+          f(s.ratio.p99, 3),
+          f(s.ratio.deliveriesPerSec, 3),
+          s.p99RatioPerRound.map((r) => f(r, 3)).join(', '),
+        ]),
+    ),
+  );
+
+  // ----- targets
+  const verdict = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? 'PASS' : 'FAIL');
+  const serveRuns = instances.filter((x) => x.config === 'serve');
+  const keepsUp = (p: PhaseFigures) => {
+    const s = p.serve!;
+    // Keeping up: nothing dropped, settled as fast as acknowledged, and the queue empty within the settle window (+1 s) once the load stops.
+    return s.dropped === 0 && s.settledPerSecSteady !== null && s.ackedPerSecSteady !== null && s.settledPerSecSteady >= 0.97 * s.ackedPerSecSteady && s.drainSeconds !== null && s.drainSeconds <= opts.settleMs / 1000 + 1;
+  };
+  const sustainedSide = side[0]!;
+  const saturationSide = side[1]!;
+  const targets = {
+    ackP99Within10Percent: {
+      target: 'serve acknowledgement p99 within 10% of the recorder alone',
+      atRate: { rate: opts.rate, ratio: round(sustainedSide.ratio.p99 ?? NaN, 3), verdict: verdict(sustainedSide.ratio.p99 === null ? null : sustainedSide.ratio.p99 <= 1.1) },
+      unthrottled: { ratio: round(saturationSide.ratio.p99 ?? NaN, 3), verdict: verdict(saturationSide.ratio.p99 === null ? null : saturationSide.ratio.p99 <= 1.1) },
+    },
+    flowsKeepUp: {
+      target: `flows keep up with ≥ 1,000 deliveries/s sustained (${opts.sustain} s at ${opts.rate}/s: no drops, settled/s ≥ 97% of acknowledged/s, queue empty ≤ settle_ms + 1 s after the load)`,
+      perRound: serveRuns.map((x) => ({ round: x.round, keepsUp: keepsUp(x.sustained), settledPerSec: round(x.sustained.serve!.settledPerSecSteady ?? NaN, 0), dropped: x.sustained.serve!.dropped, maxQueueDepth: x.sustained.serve!.maxQueueDepth })),
+      verdict: verdict(serveRuns.length === 0 || opts.rate < 1000 ? null : serveRuns.every((x) => keepsUp(x.sustained))),
+    },
+  };
+  console.log('');
+  console.log(`serve/recorder ack p99 @ ${opts.rate}/s paced     ${f(sustainedSide.ratio.p99, 3)} → ${targets.ackP99Within10Percent.atRate.verdict} (target ≤ 1.10)`);
+  if (saturationSide.ratio.p99 !== null) console.log(`serve/recorder ack p99, unthrottled     ${f(saturationSide.ratio.p99, 3)} → ${targets.ackP99Within10Percent.unthrottled.verdict} (target ≤ 1.10)`);
+  console.log(`flows keep up at ${opts.rate}/s for ${opts.sustain} s       ${targets.flowsKeepUp.perRound.map((r) => `round ${r.round}: ${r.keepsUp ? 'yes' : 'NO'} (${r.settledPerSec}/s, max queue ${r.maxQueueDepth}, dropped ${r.dropped})`).join('; ')} → ${targets.flowsKeepUp.verdict}`);
+  for (const x of serveRuns) if (x.live) console.log(`serve #${x.round} live store: ${JSON.stringify(x.live)}`);
+
+  const strip = (p: PhaseFigures | null) => (p ? { ...p, load: { ...p.load, raw: undefined } } : null);
+  const report = {
+    benchmark: 'serve',
+    startedAt,
+    totalSeconds: round((performance.now() - t0) / 1000, 1),
+    command: `npm run bench:serve${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    machine: info,
+    options: opts,
+    topology:
+      'load generators (paced, autocannon) in the parent; the server under test (recorder alone or serve) in one child; the demo legacy bot + forge stub in another. ' +
+      'The server forwards each delivery to the bot (tee) and the bot calls the stub through the server\'s egress proxy.',
+    bodies: set.bodies,
+    flows: { dir: flowsDir, names: flows.map((fl) => fl.name), mix },
+    instances: instances.map((x) => ({ ...x, sustained: strip(x.sustained), saturation: strip(x.saturation) })),
+    sideBySide: side,
+    targets,
+  };
+  mkdirSync(dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nraw figures: ${opts.out} (${report.totalSeconds} s in all)`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
