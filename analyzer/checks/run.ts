@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { HsError } from '../../core/errors.js';
 import { openStoreReader } from '../../core/store/reader.js';
@@ -268,10 +269,16 @@ async function searchProperty(p: Planned, cases: fc.Arbitrary<CasePlan>, samples
   let runs = 0;
   const started = performance.now();
   let found = null as { runs: number; at: number } | null;
+  // Shrinking tries many plans that make the same case (a flag on a key that cannot drop changes
+  // nothing): the verdict of a case already checked is reused instead of running the check again.
+  const verdicts = new Map<string, Failure | null>();
   const property = fc.asyncProperty(input, async ([plan, extra]) => {
     runs++;
     opts.onProgress?.({ type: 'run', name: p.property.name });
-    const failure = await p.property.check(caseOf(plan), ctx, extra);
+    const c = caseOf(plan);
+    const key = createHash('sha256').update(JSON.stringify([c.deliveries.map((d) => [d.delivery_id, d.received_at_us, d.body]), extra ?? null])).digest('base64');
+    let failure = verdicts.get(key);
+    if (failure === undefined) verdicts.set(key, (failure = await p.property.check(c, ctx, extra)));
     if (failure) {
       found ??= { runs, at: performance.now() };
       throw new PropertyFailed(failure);
