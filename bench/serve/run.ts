@@ -26,11 +26,12 @@
  */
 import type { EventEmitter } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Child, cpuSeconds } from '../recorder/child.js';
+import { Child, cpuSeconds, cpuSplit } from '../recorder/child.js';
 import { runPaced } from '../recorder/paced.js';
 import { parseFlags } from '../shared/args.js';
 import { gitDirty, gitHead, hostInfo, machineBusySeconds, packageVersion } from '../shared/machine.js';
@@ -65,12 +66,17 @@ const HELP = `Serve benchmark: the recorder alone (tee) against serve with 20 dr
   --settle-ms MS      serve.settle_ms                           (BENCH_SETTLE_MS, default 200)
   --queue-size N      serve.queue_size                          (BENCH_QUEUE_SIZE, default 100000)
   --drain-timeout S   longest wait for serve's queue to empty   (BENCH_DRAIN_TIMEOUT, default 60)
-  --configs LIST      subset of recorder,serve                  (BENCH_CONFIGS, default recorder,serve)
-  --prof              run serve children with --cpu-prof (profiles in bench/out/prof/serve/)
+  --wait-quiet S      before each configuration, wait up to S s for other processes to use < 0.2 cores
+                                                                (BENCH_WAIT_QUIET, default 30)
+  --configs LIST      subset of recorder,serve                  (BENCH_CONFIGS, default recorder,serve);
+                      serve-off (diagnostic: serve with every flow off, so no dispatcher) runs only when named
+  --prof              run the servers under test with --cpu-prof (profiles in bench/out/prof/serve/)
   --out FILE          JSON output                               (BENCH_OUT, default bench/out/serve-<YYYY-MM-DD>.json)`;
 
 const CONFIGS = ['recorder', 'serve'] as const;
-type ConfigName = (typeof CONFIGS)[number];
+/** Diagnostic, run only when named in --configs: serve with every flow `off` (no dispatcher), to split serve's own overhead from the flows'. */
+const EXTRA_CONFIGS = ['serve-off'] as const;
+type ConfigName = (typeof CONFIGS)[number] | (typeof EXTRA_CONFIGS)[number];
 const ROOT = repoRoot();
 
 function parseArgs(argv: string[]) {
@@ -84,7 +90,8 @@ function parseArgs(argv: string[]) {
     return n;
   };
   const configs = (flags.get('configs') ?? env.BENCH_CONFIGS ?? CONFIGS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const c of configs) if (!(CONFIGS as readonly string[]).includes(c)) throw new Error(`unknown config ${c}; use ${CONFIGS.join(',')}`);
+  const known: readonly string[] = [...CONFIGS, ...EXTRA_CONFIGS];
+  for (const c of configs) if (!known.includes(c)) throw new Error(`unknown config ${c}; use ${known.join(',')}`);
   return {
     rounds: Math.max(1, Math.round(num('rounds', 'BENCH_ROUNDS', 2))),
     rate: Math.max(1, Math.round(num('rate', 'BENCH_RATE', 1000))),
@@ -97,6 +104,7 @@ function parseArgs(argv: string[]) {
     settleMs: Math.round(num('settle-ms', 'BENCH_SETTLE_MS', 200)),
     queueSize: Math.max(1, Math.round(num('queue-size', 'BENCH_QUEUE_SIZE', 100_000))),
     drainTimeout: num('drain-timeout', 'BENCH_DRAIN_TIMEOUT', 60),
+    waitQuiet: num('wait-quiet', 'BENCH_WAIT_QUIET', 30),
     configs: configs as ConfigName[],
     prof: flags.get('prof') === 'true' || env.BENCH_PROF === '1',
     out: flags.get('out') ?? env.BENCH_OUT ?? join(ROOT, 'bench', 'out', `serve-${new Date().toISOString().slice(0, 10)}.json`),
@@ -253,12 +261,12 @@ const stats = async (server: ServerChild, t0: number): Promise<Stats> => {
   };
 };
 
-/** Waits until serve has settled (or dropped) every delivery it captured; the recorder at once. Seconds waited, or null on timeout. */
-async function drain(server: ServerChild, timeoutS: number): Promise<{ seconds: number | null; last: Stats }> {
+/** Waits until serve has settled (or dropped) every delivery it captured; at once when nothing settles. Seconds waited, or null on timeout. */
+async function drain(server: ServerChild, settles: boolean, timeoutS: number): Promise<{ seconds: number | null; last: Stats }> {
   const t0 = performance.now();
   for (;;) {
     const s = await stats(server, t0);
-    const done = server.role === 'recorder' || (s.queued === 0 && s.settled + s.dropped >= s.deliveries);
+    const done = !settles || (s.queued === 0 && s.settled + s.dropped >= s.deliveries);
     if (done) return { seconds: s.t, last: s };
     if (s.t > timeoutS) return { seconds: null, last: s };
     await new Promise((r) => setTimeout(r, 50));
@@ -269,11 +277,13 @@ interface PhaseFigures {
   load: LoadRun;
   /** Per second during the load: the server's counters (serve's queue and settled figures). */
   timeline: Stats[];
-  /** CPU, % of one core, over the load. */
-  cpuPercent: { server: number | null; backend: number | null; generator: number | null; otherProcesses: number | null };
+  /** CPU, % of one core, over the load; the server's split into its JS thread and its other threads (libuv pool, DuckDB, GC). */
+  cpuPercent: { server: number | null; serverMainThread: number | null; serverOtherThreads: number | null; backend: number | null; generator: number | null; otherProcesses: number | null };
   /** Server CPU µs per acknowledged delivery (all its threads). */
   serverCpuUsPerDelivery: number | null;
   serverEventLoopUtilization: number | null;
+  /** The server's event-loop delay during the load (ms): how long a ready callback, such as a new request, waited. */
+  serverLoopDelayMs: { p50: number; p99: number; max: number; mean: number };
   serve: {
     acknowledged: number;
     settledDuringLoad: number;
@@ -286,17 +296,21 @@ interface PhaseFigures {
     /** Settled batches (one live-store insert and one divergence appender each) per second during the load, and deliveries per batch. */
     batchesPerSec: number;
     deliveriesPerBatch: number | null;
-    /** After the load: seconds until everything was settled, how many were left, and the rate they went at. */
+    /**
+     * After the load: seconds until everything was settled, how many were left, and the rate they went
+     * at (at least settle_ms by design: the last deliveries are not due before; not a capacity).
+     */
     drainSeconds: number | null;
     drainedDeliveries: number;
     drainSettledPerSec: number | null;
   } | null;
 }
 
-async function phase(server: ServerChild, backend: Child, opts: Options, run: () => Promise<LoadRun>): Promise<PhaseFigures> {
+async function phase(server: ServerChild, settles: boolean, backend: Child, opts: Options, run: () => Promise<LoadRun>): Promise<PhaseFigures> {
   const t0 = performance.now();
   const before = await stats(server, t0);
-  const cpu0 = { server: cpuSeconds(server.pid), backend: cpuSeconds(backend.pid), parent: process.cpuUsage(), machine: machineBusySeconds() };
+  await server.request({ cmd: 'lag', reset: true });
+  const cpu0 = { server: cpuSeconds(server.pid), split: cpuSplit(server.pid), backend: cpuSeconds(backend.pid), parent: process.cpuUsage(), machine: machineBusySeconds() };
   const timeline: Stats[] = [];
   let sampling: Promise<void> = Promise.resolve();
   const poller = setInterval(() => {
@@ -309,16 +323,18 @@ async function phase(server: ServerChild, backend: Child, opts: Options, run: ()
     clearInterval(poller);
   }
   const parent = process.cpuUsage(cpu0.parent);
-  const cpu = { server: cpuSeconds(server.pid) - cpu0.server, backend: cpuSeconds(backend.pid) - cpu0.backend, parent: (parent.user + parent.system) / 1e6, machine: machineBusySeconds() - cpu0.machine };
+  const split = cpuSplit(server.pid);
+  const cpu = { server: cpuSeconds(server.pid) - cpu0.server, serverMain: split.main - cpu0.split.main, serverOther: split.other - cpu0.split.other, backend: cpuSeconds(backend.pid) - cpu0.backend, parent: (parent.user + parent.system) / 1e6, machine: machineBusySeconds() - cpu0.machine };
   await sampling;
   // The server's state the moment the load ended (the last response arrived).
   const after = await stats(server, t0);
+  const lag = await server.request({ cmd: 'lag' });
   const pct = (s: number) => round((s / load.seconds) * 100, 0);
   const elu = (after.eluActiveMs - before.eluActiveMs) / (after.eluActiveMs - before.eluActiveMs + after.eluIdleMs - before.eluIdleMs);
 
   let serve: PhaseFigures['serve'] = null;
-  if (server.role === 'serve') {
-    const d = await drain(server, opts.drainTimeout);
+  if (settles) {
+    const d = await drain(server, true, opts.drainTimeout);
     const acknowledged = after.deliveries - before.deliveries;
     // Steady window: from the first sample at or after 2 s to the last sample of the load.
     const from = timeline.find((s) => s.t >= 2);
@@ -343,16 +359,37 @@ async function phase(server: ServerChild, backend: Child, opts: Options, run: ()
   return {
     load,
     timeline,
-    cpuPercent: { server: pct(cpu.server), backend: pct(cpu.backend), generator: pct(cpu.parent), otherProcesses: pct(Math.max(0, cpu.machine - cpu.server - cpu.backend - cpu.parent)) },
+    cpuPercent: { server: pct(cpu.server), serverMainThread: pct(cpu.serverMain), serverOtherThreads: pct(cpu.serverOther), backend: pct(cpu.backend), generator: pct(cpu.parent), otherProcesses: pct(Math.max(0, cpu.machine - cpu.server - cpu.backend - cpu.parent)) },
     serverCpuUsPerDelivery: round((cpu.server * 1e6) / Math.max(1, load.ok), 1),
     serverEventLoopUtilization: round(elu, 3),
+    serverLoopDelayMs: { p50: Number(lag.p50), p99: Number(lag.p99), max: Number(lag.max), mean: Number(lag.mean) },
     serve,
   };
+}
+
+/** Cores the whole machine kept busy over `ms` (this process is idle meanwhile). */
+async function busyCores(ms: number): Promise<number> {
+  const b0 = machineBusySeconds();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  return (machineBusySeconds() - b0) / ((performance.now() - t0) / 1000);
+}
+
+/** Waits up to `timeoutS` for the machine to be quiet (< 0.2 busy cores over 1 s); the last reading and the seconds waited. */
+async function waitQuiet(timeoutS: number): Promise<{ cores: number; waitedSeconds: number }> {
+  const t0 = performance.now();
+  for (;;) {
+    const cores = await busyCores(1000);
+    const waitedSeconds = (performance.now() - t0) / 1000;
+    if (cores < 0.2 || waitedSeconds >= timeoutS) return { cores: round(cores, 2)!, waitedSeconds: round(waitedSeconds, 1)! };
+  }
 }
 
 interface InstanceFigures {
   config: ConfigName;
   round: number;
+  /** Busy cores on the machine just before the configuration started, and how long the runner waited for quiet. */
+  before: { cores: number; waitedSeconds: number };
   sustained: PhaseFigures;
   saturation: PhaseFigures | null;
   /** Serve only: what the live store held before stopping. */
@@ -362,33 +399,43 @@ interface InstanceFigures {
 }
 
 async function runInstance(config: ConfigName, roundNo: number, opts: Options, flowsDir: string, requests: HookRequest[]): Promise<InstanceFigures> {
+  const before = opts.waitQuiet > 0 ? await waitQuiet(opts.waitQuiet) : { cores: NaN, waitedSeconds: 0 };
   const backend = await Child.start('backend', {});
   const stub = String(backend.ready.stubUrl);
-  const nodeArgs = opts.prof && config === 'serve' ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'out', 'prof', 'serve')}`, `--cpu-prof-name=${config}-round${roundNo}.cpuprofile`] : [];
+  const nodeArgs = opts.prof ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'out', 'prof', 'serve')}`, `--cpu-prof-name=${config}-round${roundNo}.cpuprofile`] : [];
+  const settles = config === 'serve';
   let server: ServerChild | null = null;
   try {
     server = await ServerChild.start(
-      config,
-      { legacy: `${String(backend.ready.botUrl)}/webhook`, upstreams: { github: stub, gitea: `${stub}/api/v1`, agents: stub }, flowsDir, settleMs: opts.settleMs, queueSize: opts.queueSize, sampleMs: 10 },
+      config === 'recorder' ? 'recorder' : 'serve',
+      {
+        legacy: `${String(backend.ready.botUrl)}/webhook`,
+        upstreams: { github: stub, gitea: `${stub}/api/v1`, agents: stub },
+        flowsDir,
+        mode: config === 'serve-off' ? 'off' : 'dry-run',
+        settleMs: opts.settleMs,
+        queueSize: opts.queueSize,
+        sampleMs: 10,
+      },
       nodeArgs,
     );
-    if (config === 'serve' && server.ready.flows !== 20) throw new Error(`serve loaded ${String(server.ready.flows)} flows, expected 20`);
+    if (server.role === 'serve' && server.ready.flows !== 20) throw new Error(`serve loaded ${String(server.ready.flows)} flows, expected 20`);
     // The bot's API calls go through the egress of the server under test, as in the demo (fixtures/stack.ts).
     const ack = await backend.request({ cmd: 'api', github: `${server.url}/egress/github`, gitea: `${server.url}/egress/gitea`, agents: `${server.url}/egress/agents` });
     if (ack.event !== 'ok') throw new Error(`backend refused the egress API bases: ${JSON.stringify(ack)}`);
 
     if (opts.warmup > 0) await paced(server.url, requests, opts.connections, opts.warmup, opts.rate);
-    const warm = await drain(server, opts.drainTimeout);
+    const warm = await drain(server, settles, opts.drainTimeout);
     if (warm.seconds === null) throw new Error(`${config}: the queue did not empty within ${opts.drainTimeout} s after the warm-up`);
 
     const srv = server;
-    const sustained = await phase(srv, backend, opts, () => paced(srv.url, requests, opts.connections, opts.sustain, opts.rate));
-    const saturation = opts.duration > 0 ? await phase(srv, backend, opts, () => saturate(srv.url, requests, opts.connections, opts.duration)) : null;
+    const sustained = await phase(srv, settles, backend, opts, () => paced(srv.url, requests, opts.connections, opts.sustain, opts.rate));
+    const saturation = opts.duration > 0 ? await phase(srv, settles, backend, opts, () => saturate(srv.url, requests, opts.connections, opts.duration)) : null;
     const rssMiB = Number((await srv.request({ cmd: 'stats' })).rss) / 2 ** 20;
     const live = config === 'serve' ? await srv.request({ cmd: 'summary' }, 60_000) : null;
     const stopped = await srv.stop(120_000);
     server = null;
-    return { config, round: roundNo, sustained, saturation, live, stopMs: stopped ? Number(stopped.stopMs) : null, rssMiB };
+    return { config, round: roundNo, before, sustained, saturation, live, stopMs: stopped ? Number(stopped.stopMs) : null, rssMiB };
   } finally {
     await server?.stop().catch(() => undefined);
     await backend.stop();
@@ -446,7 +493,7 @@ async function main(): Promise<void> {
         `@${opts.rate}/s p50 ${f(s.load.latencyMs.p50)} p99 ${f(s.load.latencyMs.p99)} ms` +
           (s.serve ? ` (settled ${f(s.serve.settledPerSecSteady, 0)}/s, max queue ${s.serve.maxQueueDepth}, dropped ${s.serve.dropped}, drained in ${f(s.serve.drainSeconds)} s)` : '') +
           (sat ? `; unthrottled ${f(sat.load.deliveriesPerSec, 0)}/s p50 ${f(sat.load.latencyMs.p50)} p99 ${f(sat.load.latencyMs.p99)} ms` : '') +
-          (sat?.serve ? ` (settled ${f(sat.serve.settledPerSecSteady, 0)}/s, queue ${sat.serve.queueAtEndOfLoad} at the end, drained at ${f(sat.serve.drainSettledPerSec, 0)}/s)` : '') +
+          (sat?.serve ? ` (settled ${f(sat.serve.settledPerSecSteady, 0)}/s, queue ${sat.serve.queueAtEndOfLoad} at the end, drained in ${f(sat.serve.drainSeconds)} s)` : '') +
           `; other processes ${f((s.cpuPercent.otherProcesses ?? 0) / 100)} cores`,
       );
     }
@@ -465,13 +512,14 @@ async function main(): Promise<void> {
               f(p.load.latencyMs.p99),
               f(p.load.latencyMs.max, 1),
               p.load.non2xx + p.load.errors,
-              `${p.cpuPercent.server ?? '—'} / ${p.cpuPercent.backend ?? '—'} / ${p.cpuPercent.generator ?? '—'} / ${p.cpuPercent.otherProcesses ?? '—'}`,
+              `${p.cpuPercent.server ?? '—'} (${p.cpuPercent.serverMainThread ?? '—'} + ${p.cpuPercent.serverOtherThreads ?? '—'}) / ${p.cpuPercent.backend ?? '—'} / ${p.cpuPercent.generator ?? '—'} / ${p.cpuPercent.otherProcesses ?? '—'}`,
               f(p.serverCpuUsPerDelivery, 0),
               f(p.serverEventLoopUtilization),
+              `${f(p.serverLoopDelayMs.p99, 1)} / ${f(p.serverLoopDelayMs.max, 0)}`,
               p.serve ? f(p.serve.settledPerSecSteady, 0) : '—',
               p.serve ? `${p.serve.maxQueueDepth} / ${p.serve.queueAtEndOfLoad}` : '—',
               p.serve ? p.serve.dropped : '—',
-              p.serve ? `${f(p.serve.drainSeconds)} s${p.serve.drainSettledPerSec ? ` (${f(p.serve.drainSettledPerSec, 0)}/s)` : ''}` : '—',
+              p.serve ? `${f(p.serve.drainSeconds)} s` : '—',
               p.serve ? `${f(p.serve.batchesPerSec, 0)} × ${f(p.serve.deliveriesPerBatch, 1)}` : '—',
             ],
           ]
@@ -481,7 +529,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(
     mdTable(
-      ['run', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'CPU % server / backend / generator / other', 'server CPU µs/delivery', 'server ELU', 'settled/s', 'queue max / at end', 'dropped', 'drain after load', 'settled batches/s × deliveries'],
+      ['run', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'CPU % server (JS thread + others) / backend / generator / other processes', 'server CPU µs/delivery', 'server ELU', 'server loop delay p99 / max ms', 'settled/s', 'queue max / at end', 'dropped', 'drain after load', 'settled batches/s × deliveries'],
       runRows,
     ),
   );
@@ -493,35 +541,41 @@ async function main(): Promise<void> {
     return { latencyMs: Latencies.summary(runs.flatMap((p) => p.load.raw)), deliveriesPerSec: runs.reduce((s, p) => s + p.load.deliveriesPerSec, 0) / runs.length, runs: runs.length };
   };
   const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
-  const side = (['sustained', 'saturation'] as const).map((which) => {
+  /** One configuration against the recorder alone, in one phase. */
+  const against = (config: ConfigName, which: 'sustained' | 'saturation') => {
     const rec = pooled('recorder', which);
-    const srv = pooled('serve', which);
+    const other = pooled(config, which);
     return {
       phase: which,
+      config,
       recorder: rec,
-      serve: srv,
-      ratio: { p50: ratio(srv?.latencyMs.p50, rec?.latencyMs.p50), p99: ratio(srv?.latencyMs.p99, rec?.latencyMs.p99), deliveriesPerSec: ratio(srv?.deliveriesPerSec, rec?.deliveriesPerSec) },
-      /** Per round: serve's p99 over the recorder's of the same round. */
+      [config]: other,
+      ratio: { p50: ratio(other?.latencyMs.p50, rec?.latencyMs.p50), p99: ratio(other?.latencyMs.p99, rec?.latencyMs.p99), deliveriesPerSec: ratio(other?.deliveriesPerSec, rec?.deliveriesPerSec) },
+      /** Per round: this configuration's p99 over the recorder's of the same round. */
       p99RatioPerRound: Array.from({ length: opts.rounds }, (_, i) => {
-        const a = instances.find((x) => x.config === 'serve' && x.round === i + 1)?.[which];
+        const a = instances.find((x) => x.config === config && x.round === i + 1)?.[which];
         const c = instances.find((x) => x.config === 'recorder' && x.round === i + 1)?.[which];
         return a && c ? round(a.load.latencyMs.p99 / c.load.latencyMs.p99, 3) : null;
       }),
+      pooled: other,
     };
-  });
+  };
+  const side = (['sustained', 'saturation'] as const).map((which) => against('serve', which));
+  const diagnostics = opts.configs.includes('serve-off') ? (['sustained', 'saturation'] as const).map((which) => against('serve-off', which)) : [];
   console.log('');
   console.log(`side by side (latencies pooled over the rounds, deliveries/s averaged):`);
   console.log(
     mdTable(
-      ['load', 'recorder p50 / p99 ms', 'serve p50 / p99 ms', 'recorder deliveries/s', 'serve deliveries/s', 'serve/recorder p50', 'serve/recorder p99', 'serve/recorder deliveries/s', 'p99 ratio per round'],
-      side
-        .filter((s) => s.recorder || s.serve)
+      ['load', 'configuration', 'recorder p50 / p99 ms', 'p50 / p99 ms', 'recorder deliveries/s', 'deliveries/s', '÷ recorder p50', '÷ recorder p99', '÷ recorder deliveries/s', 'p99 ratio per round'],
+      [...side, ...diagnostics]
+        .filter((s) => s.recorder && s.pooled)
         .map((s) => [
           s.phase === 'sustained' ? `paced ${opts.rate}/s, ${opts.connections} connections` : `autocannon unthrottled, ${opts.connections} connections`,
+          s.config,
           `${f(s.recorder?.latencyMs.p50)} / ${f(s.recorder?.latencyMs.p99)}`,
-          `${f(s.serve?.latencyMs.p50)} / ${f(s.serve?.latencyMs.p99)}`,
+          `${f(s.pooled?.latencyMs.p50)} / ${f(s.pooled?.latencyMs.p99)}`,
           f(s.recorder?.deliveriesPerSec, 0),
-          f(s.serve?.deliveriesPerSec, 0),
+          f(s.pooled?.deliveriesPerSec, 0),
           f(s.ratio.p50, 3),
           f(s.ratio.p99, 3),
           f(s.ratio.deliveriesPerSec, 3),
@@ -572,11 +626,13 @@ async function main(): Promise<void> {
     bodies: set.bodies,
     flows: { dir: flowsDir, names: flows.map((fl) => fl.name), mix },
     instances: instances.map((x) => ({ ...x, sustained: strip(x.sustained), saturation: strip(x.saturation) })),
-    sideBySide: side,
+    sideBySide: side.map(({ pooled: _p, ...rest }) => rest),
+    diagnostics: diagnostics.map(({ pooled: _p, ...rest }) => rest),
     targets,
   };
   mkdirSync(dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n');
+  await rm(flowsDir, { recursive: true, force: true });
   console.log(`\nraw figures: ${opts.out} (${report.totalSeconds} s in all)`);
 }
 

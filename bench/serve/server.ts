@@ -13,12 +13,14 @@
  *   stats    queue depth now and its maximum since the previous `stats`, the serve counters
  *            (settled, dropped), settled batches written (serve), deliveries captured, memory,
  *            event-loop utilisation
+ *   lag      event-loop delay (ms: p50, p99, max, mean) since the last `lag` with `reset: true`
  *   summary  serve only: what the live store holds (deliveries, runs by status, divergences)
  *   stop     stops the server (serve settles what is queued and writes its live segment)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -31,6 +33,8 @@ export interface ServerOptions {
   legacy: string;
   upstreams: Record<string, string>;
   flowsDir: string;
+  /** Every flow's mode; `off` leaves serve without a dispatcher (a diagnostic). */
+  mode: 'dry-run' | 'off';
   settleMs: number;
   queueSize: number;
   /** How often the queue depth is sampled for its maximum (both roles run the sampler). */
@@ -66,7 +70,7 @@ async function main(): Promise<void> {
       log_level: 'silent',
       legacy: { url: o.legacy },
       upstreams: o.upstreams,
-      flows: { dir: o.flowsDir, mode: 'dry-run' },
+      flows: { dir: o.flowsDir, mode: o.mode },
       // Segments roll at stop only: a roll in the measured window would be a separate cost.
       serve: { settle_ms: o.settleMs, queue_size: o.queueSize, segment_seconds: 3600, admin_token: 'bench-admin-token-0123456789' },
     },
@@ -105,6 +109,16 @@ async function main(): Promise<void> {
     maxQueued = Math.max(maxQueued, queued());
   }, o.sampleMs);
 
+  // How late the event loop runs timers: what a request arriving meanwhile waits before it is even parsed.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  const lag = (reset: boolean): Msg => {
+    const ms = (ns: number) => ns / 1e6;
+    const out = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max), mean: ms(loopDelay.mean) };
+    if (reset) loopDelay.reset();
+    return out;
+  };
+
   const stats = async (): Promise<Msg> => {
     const e = performance.eventLoopUtilization();
     const m = process.memoryUsage();
@@ -128,8 +142,10 @@ async function main(): Promise<void> {
   const summary = async (): Promise<Msg> => {
     if (!serve) return {};
     const live = serve.context.live;
-    const [totals] = await live.query<{ deliveries: number; runs: number; divergences: number; unexpected: number }>(
-      'SELECT count(*)::INTEGER AS deliveries, coalesce(sum(len(flows)), 0)::INTEGER AS runs, coalesce(sum(json_array_length(divergences)), 0)::INTEGER AS divergences, coalesce(sum(unexpected), 0)::INTEGER AS unexpected FROM live_current',
+    const [totals] = await live.query<Record<string, number>>(
+      `SELECT count(*)::INTEGER AS deliveries, coalesce(sum(json_array_length(legacy)), 0)::INTEGER AS legacy_effects, coalesce(sum(len(flows)), 0)::INTEGER AS runs,
+              coalesce(sum(list_sum(list_transform(from_json(runs, '[{"intents":["JSON"]}]'), r -> len(r.intents)))), 0)::INTEGER AS intents,
+              coalesce(sum(json_array_length(divergences)), 0)::INTEGER AS divergences, coalesce(sum(unexpected), 0)::INTEGER AS unexpected FROM live_current`,
     );
     const byStatus = await live.query<{ status: string; n: number }>(
       `SELECT r.status AS status, count(*)::INTEGER AS n FROM (SELECT unnest(from_json(runs, '[{"status":"VARCHAR"}]')) AS r FROM live_current) GROUP BY 1 ORDER BY 2 DESC`,
@@ -175,6 +191,7 @@ async function main(): Promise<void> {
       try {
         if (cmd.cmd === 'stop') return void (await stop());
         if (cmd.cmd === 'stats') return say({ event: 'stats', id, ...(await stats()) });
+        if (cmd.cmd === 'lag') return say({ event: 'lag', id, ...lag(cmd.reset === true) });
         if (cmd.cmd === 'summary') return say({ event: 'summary', id, ...(await summary()) });
         say({ event: 'error', id, error: `unknown command ${JSON.stringify(cmd.cmd)}` });
       } catch (err) {
