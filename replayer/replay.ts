@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../core/worker-script.js';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { formatUs } from '../core/clock.js';
 import { sqlString } from '../core/sql.js';
@@ -91,12 +91,6 @@ function shardOf(deliveryId: string, n: number): number {
   return createHash('md5').update(deliveryId).digest().readUInt32BE(0) % n;
 }
 
-function workerUrl(): { url: URL; execArgv: string[] } {
-  // From the compiled CLI the worker is JavaScript; from sources (tests) tsx compiles it on the fly.
-  if (import.meta.url.endsWith('.ts')) return { url: new URL('./worker.ts', import.meta.url), execArgv: ['--import', 'tsx'] };
-  return { url: new URL('./worker.js', import.meta.url), execArgv: [] };
-}
-
 type WorkerMessage =
   | { type: 'ready' }
   | { type: 'ack'; done: number }
@@ -104,8 +98,7 @@ type WorkerMessage =
   | { type: 'error'; error: { message: string; code?: string; details?: Record<string, unknown> } };
 
 function workerSink(spec: RunnerSpec, onProgress: (done: number) => void): Promise<Sink> {
-  const { url, execArgv } = workerUrl();
-  const worker = new Worker(url, { workerData: spec, execArgv, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+  const worker = startWorker(import.meta.url, 'worker', { workerData: spec, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
   let failure: Error | null = null;
   let inFlight = 0;
   let wake: (() => void) | null = null;

@@ -54,8 +54,8 @@ export interface SettledDelivery {
 }
 
 export interface Dispatcher {
-  /** A captured delivery (the legacy handler has answered); false when the queue is full. */
-  offer(record: DeliveryRecord): boolean;
+  /** A captured delivery (the legacy handler has answered), with the modes in force when it arrived; false when the queue is full. */
+  offer(record: DeliveryRecord, modes?: Readonly<Record<string, Mode>>): boolean;
   /** A legacy API call the recorder proxied. */
   observeCall(call: CallRecord): void;
   queued(): number;
@@ -199,7 +199,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   };
 
   return {
-    offer(record) {
+    offer(record, modesNow) {
       if (closing || record.rejected !== null) return false;
       const pending = waiting.get(record.delivery_id);
       waiting.delete(record.delivery_id);
@@ -208,7 +208,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         return false;
       }
       const input = toInput(record);
-      const modes = deps.modes();
+      const modes = modesNow ?? deps.modes();
       // Live flows start on the next turn of the event loop: the sender's acknowledgement never waits for them.
       const live = new Promise<void>((r) => setImmediate(r)).then(() => runLive(input, modes));
       const job: Job = { record, input, modes, calls: pending?.calls ?? [], settleAtMs: nowMs() + deps.settleMs, live };

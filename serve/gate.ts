@@ -25,7 +25,7 @@ export interface GateResult {
 const DAY_US = 86_400_000_000;
 
 /** `soakSinceUs`: when the flow last entered dry-run (null: it is not in dry-run now). */
-export async function evaluateGate(live: LiveStore, flow: string, soakSinceUs: number | null, nowUs: number, gate: GateConfig): Promise<GateResult> {
+export async function evaluateGate(live: Pick<LiveStore, 'query'>, flow: string, soakSinceUs: number | null, nowUs: number, gate: GateConfig): Promise<GateResult> {
   const reasons: string[] = [];
   let deliveries = 0;
   let divergent = 0;

@@ -27,7 +27,7 @@ export interface ModeControllerDeps {
   defaults: ModeSettings;
   clock: Clock;
   gate: GateConfig;
-  live: LiveStore;
+  live: Pick<LiveStore, 'query'>;
   lifecycle: Lifecycle;
   /** Told after every applied change (SSE `mode-change`). */
   changed?: (entry: HistoryEntry, modes: Record<string, Mode>) => void;

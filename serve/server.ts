@@ -2,8 +2,8 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import { loadRouteMaps } from '../analyzer/routes.js';
-import { loadRules, NO_RULES } from '../analyzer/rules.js';
-import type { CaptureRecord, DeliveryRecord } from '../core/capture-schema.js';
+import { loadRules } from '../analyzer/rules.js';
+import type { CaptureRecord } from '../core/capture-schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { HsError } from '../core/errors.js';
 import { openCaptureWriter, type CaptureWriter } from '../core/store/writer.js';
@@ -12,19 +12,18 @@ import { buildLegacyBot, type LegacyBotOptions } from '../fixtures/legacy-bot/ap
 import { buildRecorder, closeRecorder } from '../recorder/app.js';
 import type { RecorderConfig } from '../recorder/config.js';
 import { createRecorderMetrics } from '../recorder/metrics.js';
-import { assertCapabilities, createCapabilities, type Capabilities, type UpstreamConfig } from '../replayer/engine/capabilities.js';
+import { assertCapabilities, type UpstreamConfig } from '../replayer/engine/capabilities.js';
 import { liveFlows } from '../replayer/engine/modes.js';
 import { loadFlowsOrThrow } from '../replayer/flows/load.js';
 import type { CompiledFlow, Mode } from '../replayer/flows/model.js';
 import { BUILTIN_OPS, createOpRegistry, loadUserOps } from '../replayer/ops/registry.js';
 import type { ServeConfig } from './config.js';
-import { createDispatcher, type Dispatcher, type SettledDelivery } from './dispatcher.js';
 import { createEventHub, type EventHub } from './events.js';
-import { openLiveStore, type LiveStore } from './live-store.js';
+import { startLiveHost } from './live-host.js';
+import type { LiveStore } from './live-store.js';
 import { startModeController, type ModeController } from './modes.js';
 import { serveRoutes } from './routes/api.js';
 import { dashboardRoutes } from './routes/dashboard.js';
-import { createSegmentWriter, type SegmentWriter } from './segments.js';
 import { dailySummary, logDailySummary } from './summary.js';
 
 /**
@@ -37,7 +36,7 @@ export interface ServeContext {
   config: ServeConfig;
   flows: readonly CompiledFlow[];
   modes: ModeController;
-  live: LiveStore;
+  live: Pick<LiveStore, 'query'>;
   events: EventHub;
   clock: Clock;
   /** Whether the dispatcher exists now (it does exactly when some flow is not `off`). */
@@ -123,10 +122,9 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
     const { flows, digest } = await loadFlowsOrThrow(s.flows.dir, ops);
     const unknown = Object.keys(s.flows.modes).filter((n) => !flows.some((f) => f.name === n));
     if (unknown.length > 0) throw new HsError('HS_ERR_CONFIG_INVALID', `flows.modes names unknown flow(s) ${unknown.join(', ')}; the flows are ${flows.map((f) => f.name).join(', ')}.`);
-    const routes = await loadRouteMaps(s.serve.routes);
-    const rules = s.serve.rules ? await loadRules(s.serve.rules, new Date(clock.nowUs() / 1000)) : NO_RULES();
-    const live = await openLiveStore(recorderConfig.store);
-    cleanups.push(() => live.close());
+    // Loaded here only to report a bad route map or rules file before anything starts; the live worker uses them.
+    await loadRouteMaps(s.serve.routes);
+    if (s.serve.rules) await loadRules(s.serve.rules, new Date(clock.nowUs() / 1000));
     const events = createEventHub();
     cleanups.push(() => events.close());
 
@@ -136,30 +134,11 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
     const settled = new Counter({ name: 'hookshadow_serve_settled_total', help: 'Deliveries settled: flows run and compared with the legacy handler.', registers: [metrics.registry] });
     const divergent = new Counter({ name: 'hookshadow_serve_divergent_runs_total', help: 'Flow runs with an unexpected divergence, by flow and mode.', labelNames: ['flow', 'mode'], registers: [metrics.registry] });
 
-    // Filled in below; the lifecycle and the sink need each other.
+    // Filled in below; the fallback needs the controller, the controller the host.
     let modes!: ModeController;
-    let segments!: SegmentWriter;
-    let dispatcher: Dispatcher | null = null;
-    let capabilities: Capabilities | undefined;
     const upstreams = upstreamConfigs(recorderConfig, env);
     const configured = new Set(Object.keys(upstreams));
     const fallbackRuns = new Map<string, boolean[]>();
-
-    const sink = async (batch: SettledDelivery[]) => {
-      await segments.write(batch);
-      settled.inc(batch.length);
-      for (const { result } of batch) {
-        const bad = new Set(result.divergences.filter((d) => d.expected_by === null).map((d) => d.flow));
-        for (const run of result.runs) {
-          events.publish('flow-run', { delivery_id: result.delivery_id, flow: run.flow, mode: run.mode, status: run.status, intents: run.intents.length, divergent: bad.has(run.flow) });
-          if (bad.has(run.flow)) divergent.inc({ flow: run.flow, mode: run.mode });
-          if (run.mode === 'live' && config.serve.fallback) trackFallback(run.flow, bad.has(run.flow));
-        }
-        if (result.divergences.length > 0 || result.duplicates.length > 0) {
-          events.publish('divergence', { delivery_id: result.delivery_id, received_at_us: result.received_at_us, event: result.event, action: result.action, unexpected: result.divergences.filter((d) => d.expected_by === null).length, divergences: result.divergences.length, duplicates: result.duplicates.length, flows: [...new Set(result.divergences.map((d) => d.flow).filter(Boolean))] });
-        }
-      }
-    };
 
     /** Automatic fallback: a live flow diverging too often over its last runs goes back to dry-run. */
     const trackFallback = (flow: string, isDivergent: boolean) => {
@@ -179,63 +158,66 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
       }
     };
 
+    // Flows, the matcher and the live data run in a worker thread: the thread that acknowledges deliveries never runs a flow.
+    const host = await startLiveHost(
+      {
+        store: recorderConfig.store,
+        instance: recorderConfig.instance,
+        flowsDir: s.flows.dir,
+        opsModules: s.flows.ops,
+        routeFiles: s.serve.routes,
+        rulesFile: s.serve.rules,
+        upstreams,
+        settleMs: s.serve.settle_ms,
+        queueSize: s.serve.queue_size,
+        segmentMs: s.serve.segment_seconds * 1000,
+        logLevel: recorderConfig.log_level,
+      },
+      {
+        settled(items) {
+          settled.inc(items.length);
+          for (const d of items) {
+            for (const run of d.runs) {
+              events.publish('flow-run', { delivery_id: d.delivery_id, ...run });
+              if (run.divergent) divergent.inc({ flow: run.flow, mode: run.mode });
+              if (run.mode === 'live' && config.serve.fallback) trackFallback(run.flow, run.divergent);
+            }
+            if (d.divergences > 0 || d.duplicates > 0) {
+              events.publish('divergence', { delivery_id: d.delivery_id, received_at_us: d.received_at_us, event: d.event, action: d.action, unexpected: d.unexpected, divergences: d.divergences, duplicates: d.duplicates, flows: d.flows });
+            }
+          }
+          queueDepth.set(host.queued());
+        },
+        dropped(ids) {
+          dropped.inc(ids.length);
+          for (const id of ids) events.publish('queue-full', { delivery_id: id, queue_size: s.serve.queue_size });
+          log.warn({ deliveries: ids.length, queue_size: s.serve.queue_size }, 'the flow queue is full: these deliveries are recorded but their flows are not run (replay them offline)');
+        },
+      },
+      log,
+    );
+    cleanups.push(() => host.close());
+
     const lifecycle = {
       async reconcile(m: Readonly<Record<string, Mode>>) {
-        const goingLive = liveFlows(flows, 'off', m);
         // Checked first: a refusal must leave everything as it was.
-        assertCapabilities(goingLive, configured);
-        if (goingLive.length > 0 && !capabilities) capabilities = createCapabilities(upstreams);
-        if (goingLive.length === 0 && capabilities) {
-          const c = capabilities;
-          capabilities = undefined;
-          await c.close();
-        }
-        const anyOn = flows.some((f) => m[f.name] !== 'off');
-        if (anyOn && !dispatcher) {
-          dispatcher = createDispatcher({
-            flows,
-            modes: () => modes?.effective() ?? m,
-            capabilities: () => capabilities,
-            routes,
-            rules,
-            settleMs: s.serve.settle_ms,
-            queueSize: s.serve.queue_size,
-            clock,
-            sink,
-            dropped: (record: DeliveryRecord) => {
-              dropped.inc();
-              events.publish('queue-full', { delivery_id: record.delivery_id, queue_size: s.serve.queue_size });
-              log.warn({ delivery_id: record.delivery_id, queue_size: s.serve.queue_size }, 'the flow queue is full: this delivery is recorded but its flows are not run (replay it offline)');
-            },
-            logger: log,
-          });
-          log.info({ modes: m }, 'dispatcher constructed');
-        } else if (!anyOn && dispatcher) {
-          const d = dispatcher;
-          dispatcher = null;
-          await d.close();
-          log.info('every flow is off: dispatcher torn down');
-        }
+        assertCapabilities(liveFlows(flows, 'off', m), configured);
+        const wasAlive = host.dispatcherAlive();
+        await host.reconcile(m);
+        if (!wasAlive && host.dispatcherAlive()) log.info({ modes: m }, 'dispatcher constructed');
+        else if (wasAlive && !host.dispatcherAlive()) log.info('every flow is off: dispatcher torn down');
       },
     };
 
     const inner = await openCaptureWriter({ store: recorderConfig.store, instance: recorderConfig.instance, maxSegmentBytes: recorderConfig.wal.max_segment_bytes, maxSegmentAgeMs: recorderConfig.wal.max_segment_age_ms });
     cleanups.push(() => inner.close());
-    segments = createSegmentWriter({ store: recorderConfig.store, instance: recorderConfig.instance, flows, flowsDigest: digest, live, modes: () => modes.settings(), clock, segmentMs: s.serve.segment_seconds * 1000, logger: log });
-    cleanups.push(() => segments.close());
-    cleanups.push(async () => {
-      const d = dispatcher;
-      dispatcher = null;
-      await d?.close();
-      await capabilities?.close();
-    });
     modes = await startModeController({
       store: recorderConfig.store,
       flows,
       defaults: { mode: s.flows.mode, flows: s.flows.modes },
       clock,
       gate: s.cutover,
-      live,
+      live: host.live,
       lifecycle,
       changed: (entry, effective) => events.publish('mode-change', { entry, modes: effective }),
       logger: log,
@@ -244,20 +226,19 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
     const capture = observedCapture(inner, (record) => {
       if (record.t === 'delivery') {
         events.publish('delivery', { delivery_id: record.delivery_id, source: record.source, event: record.event, action: record.action, received_at_us: record.received_at_us, legacy_status: record.legacy_status, rejected: record.rejected });
-        dispatcher?.offer(record);
-        queueDepth.set(dispatcher?.queued() ?? 0);
-      } else dispatcher?.observeCall(record);
+        host.observeDelivery(record, modes.effective());
+      } else host.observeCall(record);
     });
     const app = await buildRecorder({ config: recorderConfig, capture, metrics, logger: log });
     const context: ServeContext = {
       config,
       flows,
       modes,
-      live,
+      live: host.live,
       events,
       clock,
-      dispatcherAlive: () => dispatcher !== null,
-      queued: () => dispatcher?.queued() ?? 0,
+      dispatcherAlive: () => host.dispatcherAlive(),
+      queued: () => host.queued(),
       upstreams: () => [...configured],
     };
     app.decorate('serve', context);

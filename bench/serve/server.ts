@@ -91,18 +91,9 @@ async function main(): Promise<void> {
     stopServer = () => recorder.stop();
   }
 
-  // Diagnostic: every settled batch reaches the live store in one add(); count them to see batch sizes.
-  let batches = 0;
-  let batchedDeliveries = 0;
-  if (serve) {
-    const live = serve.context.live;
-    const add = live.add.bind(live);
-    live.add = (rows) => {
-      batches += 1;
-      batchedDeliveries += rows.length;
-      return add(rows);
-    };
-  }
+  // The live store is in serve's worker thread now: batch sizes are not visible from here.
+  const batches = 0;
+  const batchedDeliveries = 0;
   const queued = () => serve?.context.queued() ?? 0;
   let maxQueued = 0;
   const sampler = setInterval(() => {
