@@ -4,7 +4,8 @@ import { HsError } from '../core/errors.js';
 import { openCaptureWriter, type CaptureWriter } from '../core/store/writer.js';
 import { buildRecorder, closeRecorder } from './app.js';
 import type { RecorderConfig } from './config.js';
-import { createRecorderMetrics } from './metrics.js';
+import { createRecorderMetrics, type RecorderMetrics } from './metrics.js';
+import type { CaptureRecord } from '../core/capture-schema.js';
 import type { Dispatcher } from 'undici';
 
 export interface RunningRecorder {
@@ -20,11 +21,33 @@ export interface RunningRecorder {
  * Opens the store (recovering any WAL left by a crash), builds the app and listens.
  * The one place that wires the recorder together, for the CLI, the demo and tests.
  */
-export async function startRecorder(
-  config: Readonly<RecorderConfig>,
-  opts: { logger?: FastifyBaseLogger; dispatcher?: Dispatcher } = {},
-): Promise<RunningRecorder> {
-  const metrics = createRecorderMetrics();
+export interface StartRecorderOptions {
+  logger?: FastifyBaseLogger;
+  dispatcher?: Dispatcher;
+  metrics?: RecorderMetrics;
+  /** Shown every record once it is durable (serve's dispatcher); must not block. */
+  observe?: (record: CaptureRecord) => void;
+  /** Adds routes or hooks before the app listens (serve's API and dashboard). */
+  extend?: (app: FastifyInstance) => Promise<void>;
+}
+
+/** A capture writer that, once a record is durable, shows it to `observe`. */
+function observedCapture(inner: CaptureWriter, observe: (r: CaptureRecord) => void): CaptureWriter {
+  return {
+    store: inner.store,
+    instance: inner.instance,
+    walBytes: () => inner.walBytes(),
+    pendingSegments: () => inner.pendingSegments(),
+    close: () => inner.close(),
+    async append(record) {
+      await inner.append(record);
+      observe(record);
+    },
+  };
+}
+
+export async function startRecorder(config: Readonly<RecorderConfig>, opts: StartRecorderOptions = {}): Promise<RunningRecorder> {
+  const metrics = opts.metrics ?? createRecorderMetrics();
   const log = opts.logger ?? pino({ level: config.log_level });
   const capture = await openCaptureWriter({
     store: config.store,
@@ -58,12 +81,19 @@ export async function startRecorder(
   });
   const app = await buildRecorder({
     config,
-    capture,
+    capture: opts.observe ? observedCapture(capture, opts.observe) : capture,
     metrics,
     logger: log,
     ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
   });
   let address: string;
+  try {
+    await opts.extend?.(app);
+  } catch (err) {
+    await app.close();
+    await capture.close();
+    throw err;
+  }
   try {
     address = await app.listen({ host: config.host, port: config.port });
   } catch (err) {

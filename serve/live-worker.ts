@@ -95,12 +95,10 @@ const reconcile = async (next: Record<string, Mode>) => {
       },
       logger: log,
     });
-    log.info({ modes: next }, 'dispatcher constructed');
   } else if (!anyOn && dispatcher) {
     const d = dispatcher;
     dispatcher = null;
     await d.close();
-    log.info('every flow is off: dispatcher torn down');
   }
 };
 

@@ -3,15 +3,13 @@ import { pino } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import { loadRouteMaps } from '../analyzer/routes.js';
 import { loadRules } from '../analyzer/rules.js';
-import type { CaptureRecord } from '../core/capture-schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { HsError } from '../core/errors.js';
-import { openCaptureWriter, type CaptureWriter } from '../core/store/writer.js';
 import { buildForgeStub } from '../fixtures/forge-stub/app.js';
 import { buildLegacyBot, type LegacyBotOptions } from '../fixtures/legacy-bot/app.js';
-import { buildRecorder, closeRecorder } from '../recorder/app.js';
 import type { RecorderConfig } from '../recorder/config.js';
 import { createRecorderMetrics } from '../recorder/metrics.js';
+import { startRecorder } from '../recorder/server.js';
 import { assertCapabilities, type UpstreamConfig } from '../replayer/engine/capabilities.js';
 import { liveFlows } from '../replayer/engine/modes.js';
 import { loadFlowsOrThrow } from '../replayer/flows/load.js';
@@ -19,12 +17,13 @@ import type { CompiledFlow, Mode } from '../replayer/flows/model.js';
 import { BUILTIN_OPS, createOpRegistry, loadUserOps } from '../replayer/ops/registry.js';
 import type { ServeConfig } from './config.js';
 import { createEventHub, type EventHub } from './events.js';
+import { createFallback } from './fallback.js';
 import { startLiveHost } from './live-host.js';
 import type { LiveStore } from './live-store.js';
 import { startModeController, type ModeController } from './modes.js';
 import { serveRoutes } from './routes/api.js';
 import { dashboardRoutes } from './routes/dashboard.js';
-import { dailySummary, logDailySummary } from './summary.js';
+import { logDailySummary } from './summary.js';
 
 /**
  * `hookshadow serve`, wired together: the recorder (tee mode, egress proxy) with a
@@ -77,21 +76,6 @@ function upstreamConfigs(recorder: Readonly<RecorderConfig>, env: NodeJS.Process
   );
 }
 
-/** A capture writer that, once a record is durable, shows it to `observe` (which must not block). */
-function observedCapture(inner: CaptureWriter, observe: (r: CaptureRecord) => void): CaptureWriter {
-  return {
-    store: inner.store,
-    instance: inner.instance,
-    walBytes: () => inner.walBytes(),
-    pendingSegments: () => inner.pendingSegments(),
-    close: () => inner.close(),
-    async append(record) {
-      await inner.append(record);
-      observe(record);
-    },
-  };
-}
-
 export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Promise<RunningServe> {
   const log = deps.logger ?? pino({ level: config.recorder.log_level });
   const clock = deps.clock ?? systemClock;
@@ -119,7 +103,7 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
     }
 
     const ops = createOpRegistry([...BUILTIN_OPS, ...(await loadUserOps(s.flows.ops, process.cwd()))]);
-    const { flows, digest } = await loadFlowsOrThrow(s.flows.dir, ops);
+    const { flows } = await loadFlowsOrThrow(s.flows.dir, ops);
     const unknown = Object.keys(s.flows.modes).filter((n) => !flows.some((f) => f.name === n));
     if (unknown.length > 0) throw new HsError('HS_ERR_CONFIG_INVALID', `flows.modes names unknown flow(s) ${unknown.join(', ')}; the flows are ${flows.map((f) => f.name).join(', ')}.`);
     // Loaded here only to report a bad route map or rules file before anything starts; the live worker uses them.
@@ -138,25 +122,7 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
     let modes!: ModeController;
     const upstreams = upstreamConfigs(recorderConfig, env);
     const configured = new Set(Object.keys(upstreams));
-    const fallbackRuns = new Map<string, boolean[]>();
-
-    /** Automatic fallback: a live flow diverging too often over its last runs goes back to dry-run. */
-    const trackFallback = (flow: string, isDivergent: boolean) => {
-      const f = config.serve.fallback!;
-      const window = fallbackRuns.get(flow) ?? [];
-      window.push(isDivergent);
-      if (window.length > f.window_runs) window.shift();
-      fallbackRuns.set(flow, window);
-      const rate = window.filter(Boolean).length / window.length;
-      if (window.length >= f.min_runs && rate > f.max_divergence_rate) {
-        fallbackRuns.delete(flow);
-        const evidence = { reason: 'automatic fallback', runs: window.length, divergent: window.filter(Boolean).length, divergence_rate: rate, threshold: f.max_divergence_rate };
-        void modes
-          .setFlow(flow, { to: 'dry-run', who: 'hookshadow', force: false, evidence })
-          .then(() => log.warn({ flow, ...evidence }, `flow ${flow} diverged too often in live mode and was put back to dry-run`))
-          .catch((err: unknown) => log.error({ err, flow }, 'automatic fallback to dry-run failed'));
-      }
-    };
+    const fallback = config.serve.fallback ? createFallback(config.serve.fallback, (flow, evidence) => modes.setFlow(flow, { to: 'dry-run', who: 'hookshadow', force: false, evidence }), log) : null;
 
     // Flows, the matcher and the live data run in a worker thread: the thread that acknowledges deliveries never runs a flow.
     const host = await startLiveHost(
@@ -180,7 +146,7 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
             for (const run of d.runs) {
               events.publish('flow-run', { delivery_id: d.delivery_id, ...run });
               if (run.divergent) divergent.inc({ flow: run.flow, mode: run.mode });
-              if (run.mode === 'live' && config.serve.fallback) trackFallback(run.flow, run.divergent);
+              if (run.mode === 'live') fallback?.record(run.flow, run.divergent);
             }
             if (d.divergences > 0 || d.duplicates > 0) {
               events.publish('divergence', { delivery_id: d.delivery_id, received_at_us: d.received_at_us, event: d.event, action: d.action, unexpected: d.unexpected, divergences: d.divergences, duplicates: d.duplicates, flows: d.flows });
@@ -209,8 +175,6 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
       },
     };
 
-    const inner = await openCaptureWriter({ store: recorderConfig.store, instance: recorderConfig.instance, maxSegmentBytes: recorderConfig.wal.max_segment_bytes, maxSegmentAgeMs: recorderConfig.wal.max_segment_age_ms });
-    cleanups.push(() => inner.close());
     modes = await startModeController({
       store: recorderConfig.store,
       flows,
@@ -223,13 +187,6 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
       logger: log,
     });
 
-    const capture = observedCapture(inner, (record) => {
-      if (record.t === 'delivery') {
-        events.publish('delivery', { delivery_id: record.delivery_id, source: record.source, event: record.event, action: record.action, received_at_us: record.received_at_us, legacy_status: record.legacy_status, rejected: record.rejected });
-        host.observeDelivery(record, modes.effective());
-      } else host.observeCall(record);
-    });
-    const app = await buildRecorder({ config: recorderConfig, capture, metrics, logger: log });
     const context: ServeContext = {
       config,
       flows,
@@ -241,20 +198,24 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
       queued: () => host.queued(),
       upstreams: () => [...configured],
     };
-    app.decorate('serve', context);
-    // Event streams never end on their own: close them, or closing the server would wait on them.
-    app.addHook('preClose', async () => events.close());
-    await app.register(serveRoutes);
-    await app.register(dashboardRoutes);
-    // The recorder stops taking deliveries first; the dispatcher then settles what is queued.
-    let url: string;
-    try {
-      url = await app.listen({ host: recorderConfig.host, port: recorderConfig.port });
-    } catch (err) {
-      await app.close();
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new HsError('HS_ERR_LISTEN_FAILED', `Cannot listen on ${recorderConfig.host}:${recorderConfig.port}: ${(err as Error).message}.${code === 'EADDRINUSE' ? ' The port is in use: pick another with --port (0 picks a free one).' : ''}`, { cause: err });
-    }
+    const recorder = await startRecorder(recorderConfig, {
+      logger: log,
+      metrics,
+      observe(record) {
+        if (record.t === 'delivery') {
+          events.publish('delivery', { delivery_id: record.delivery_id, source: record.source, event: record.event, action: record.action, received_at_us: record.received_at_us, legacy_status: record.legacy_status, rejected: record.rejected });
+          host.observeDelivery(record, modes.effective());
+        } else host.observeCall(record);
+      },
+      async extend(app) {
+        app.decorate('serve', context);
+        // Event streams never end on their own: close them, or closing the server would wait on them.
+        app.addHook('preClose', async () => events.close());
+        await app.register(serveRoutes);
+        await app.register(dashboardRoutes);
+      },
+    });
+    const { app, url } = recorder;
     if (config.demo) {
       botOptions.api.github = `${url}/egress/github`;
       botOptions.api.gitea = `${url}/egress/gitea`;
@@ -272,7 +233,8 @@ export async function startServe(config: ServeConfig, deps: ServeDeps = {}): Pro
       stop() {
         stopping ??= (async () => {
           clearTimeout(midnight.timer);
-          await closeRecorder(app);
+          // The recorder stops taking deliveries and flushes first; the live worker then settles what is queued.
+          await recorder.stop();
           await cleanup();
         })();
         return stopping;
@@ -299,4 +261,3 @@ function scheduleDailySummary(ctx: ServeContext, log: FastifyBaseLogger): { time
   return handle;
 }
 
-export { dailySummary };
