@@ -50,6 +50,9 @@ interface Open {
   startedAt: string;
 }
 
+const FLUSH_MS = 250;
+const FLUSH_ROWS = 2_048;
+
 const stamp = (us: number) => formatUs(us).replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1Z');
 
 export function createSegmentWriter(deps: SegmentWriterDeps): SegmentWriter {
@@ -72,7 +75,24 @@ export function createSegmentWriter(deps: SegmentWriterDeps): SegmentWriter {
     return { dir, writer, firstUs, lastUs: firstUs, counts: emptyCounts(), startedAt: formatUs(deps.clock.nowUs()) };
   };
 
-  const write = (batch: SettledDelivery[]) =>
+  // Settled deliveries wait here up to FLUSH_MS: each write to DuckDB has a fixed cost (an appender
+  // to close, an insert to plan) that a few hundred rows at once pay once, not per settle batch.
+  let pending: SettledDelivery[] = [];
+  let flushTimer: NodeJS.Timeout | null = null;
+  const flush = () => {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = null;
+    const batch = pending;
+    pending = [];
+    return writeNow(batch);
+  };
+  const write = async (batch: SettledDelivery[]) => {
+    pending.push(...batch);
+    if (pending.length >= FLUSH_ROWS) await flush();
+    else flushTimer ??= setTimeout(() => void flush().catch((err: unknown) => deps.logger.error({ err }, 'writing settled deliveries failed')), FLUSH_MS);
+  };
+
+  const writeNow = (batch: SettledDelivery[]) =>
     serialized(async () => {
       if (batch.length === 0) return;
       divergenceTable ??= createDivergenceTable(deps.live.conn);
@@ -99,7 +119,12 @@ export function createSegmentWriter(deps: SegmentWriterDeps): SegmentWriter {
       await deps.live.add(batch.map((s) => s.result));
     });
 
-  const roll = () =>
+  const roll = async () => {
+    await flush();
+    return rollNow();
+  };
+
+  const rollNow = () =>
     serialized(async (): Promise<string | null> => {
       const seg = open;
       if (!seg) return null;

@@ -10,8 +10,8 @@
  *    invariants), one property at a time (`only: [name]`), a fixed seed, no save, no regressions.
  *    The figure is the property's own `duration_ms` (its fast-check search: generating, materializing
  *    and checking --runs cases), not the setup runChecks does first (flows, oracle, sampling). When a
- *    property fails, the figure is its search up to the end of the first failing case (from onProgress,
- *    as for the planted failures below), and the shrinking is reported apart.
+ *    property fails, the figure is its search up to the first failure (the counterexample's
+ *    search_ms), and the shrinking (its shrink_ms) is reported apart.
  *    A first pass runs every property once, as one `hookshadow check` process would (caches such as
  *    the compiled schema validators fill as it goes); then, --repeats times, interleaved:
  *      baseline  runCase() (analyzer/checks/properties.ts) over each sampled delivery as stored, one at
@@ -26,9 +26,11 @@
  *    that shows what the oracle's settle window costs.
  * 2. Planted failures. The flows in test/fixtures/checks/ (planted ops: test/fixtures/checks/planted-ops.ts)
  *    each break one property; runChecks() searches it with each of --planted-seeds, up to
- *    --planted-runs cases. Reported: the cases run until the first failure, the time to it (from
- *    onProgress: the first shrink attempt starts right after the failing run ends), shrink steps kept
- *    and candidates tried, the total time, and the payload's size before and after shrinking. Each
+ *    --planted-runs cases. Reported: the cases run until the first failure and the time to it, the
+ *    time shrinking (the counterexample's found_after_runs, search_ms and shrink_ms), shrink steps kept
+ *    and candidates tried (onProgress counts every run fast-check makes, shrink candidates included,
+ *    whether or not runChecks reuses a verdict for it), the total time, and the payload's size before
+ *    and after shrinking. Each
  *    case carries one `keep` flag per droppable key of the largest sample (arbitraries.ts), reported
  *    too: shrinking takes every non-zero flag to 0 one step at a time.
  *
@@ -250,27 +252,25 @@ async function throughput(o: Options) {
   const one = async (name: string, repeat: number): Promise<PropertyRun> => {
     const what = name === PARITY_NO_SETTLE ? { only: ['legacy-parity'], checks: { ...checks, legacy: { ...checks.legacy!, settleMs: 0 } } } : { only: [name], checks };
     metered.reset();
-    // Where each case starts, with the engine's meter then: a failed search ends where the first shrink candidate starts.
-    const progress = { startedAt: 0, doneAt: 0, runs: [] as { at: number; calls: number; ms: number }[] };
+    // The engine's meter as each case starts: a failed search's engine share ends where the first shrink candidate starts.
+    const meterAtRun: { calls: number; ms: number }[] = [];
     const onProgress: CheckOptions['onProgress'] = (e) => {
-      const at = performance.now();
-      if (e.type === 'property') progress.startedAt = at;
-      else if (e.type === 'run') progress.runs.push({ at, calls: metered.meter.calls, ms: metered.meter.ms });
-      else progress.doneAt = at;
+      if (e.type === 'run') meterAtRun.push({ calls: metered.meter.calls, ms: metered.meter.ms });
     };
     const m = await measured(() => runChecks(checkOptions(o, { flowsDir: join(root, 'fixtures', 'flows'), ...what, runs: runsOf(name), seed: o.seed, engine: metered.engine, onProgress })));
     const r = m.value.properties[0]!;
-    const failure = r.counterexample ? `${r.counterexample.failure.message} (case: ${r.counterexample.case})` : null;
-    const cut = r.status === 'failed' ? (progress.runs[r.runs] ?? { at: progress.doneAt, ...metered.meter }) : null;
+    const c = r.counterexample;
+    const failure = c ? `${c.failure.message} (case: ${c.case})` : null;
+    const cut = c ? (meterAtRun[c.found_after_runs] ?? { ...metered.meter }) : null;
     return {
       property: name,
       repeat,
       status: r.status,
       reason: r.reason,
       failure,
-      runs: r.runs,
+      runs: c ? c.found_after_runs : r.runs,
       durationMs: r.duration_ms,
-      searchMs: cut ? cut.at - progress.startedAt : r.duration_ms,
+      searchMs: c ? c.search_ms : r.duration_ms,
       engineCalls: cut ? cut.calls : metered.meter.calls,
       engineMs: cut ? cut.ms : metered.meter.ms,
       otherCores: m.otherCores,
@@ -387,7 +387,7 @@ interface PlantedRun {
   status: PropertyResult['status'];
   /** Cases run up to and including the first failing one (all of them when none failed). */
   runs: number;
-  /** From the property's start to the end of the first failing case. */
+  /** The counterexample's search_ms (the search up to the first failure) and shrink_ms. */
   firstFailureMs: number | null;
   shrinkMs: number | null;
   totalMs: number;
@@ -410,32 +410,27 @@ async function planted(o: Options) {
     const checks = p.checks ? await loadChecks(join(root, p.checks)) : defaultChecks();
     for (const seed of o.plantedSeeds) {
       const keepFlags = keepFlagsOf(await samplesOf(o.perShape, seed));
-      let startedAt = 0;
-      let doneAt = 0;
-      const runStarts: number[] = [];
+      // Every run fast-check makes, shrink candidates included (whether or not runChecks reuses a verdict for it).
+      let runsMade = 0;
       const onProgress: CheckOptions['onProgress'] = (e) => {
-        if (e.type === 'property') startedAt = performance.now();
-        else if (e.type === 'run') runStarts.push(performance.now());
-        else doneAt = performance.now();
+        if (e.type === 'run') runsMade += 1;
       };
       const options = checkOptions(o, { flowsDir: join(root, p.flows), opsModules: [PLANTED_OPS], checks, only: [p.property], runs: o.plantedRuns, seed, onProgress });
       const { value: report, otherCores } = await measured(() => runChecks(options));
       const r = report.properties[0]!;
       const c = r.counterexample;
-      // fast-check starts the first shrink candidate as soon as the failing case returns.
-      const firstFailureEnd = c ? (runStarts[r.runs] ?? doneAt) : null;
       const run: PlantedRun = {
         fixture: p.name,
         property: p.property,
         seed,
         keepFlags,
         status: r.status,
-        runs: r.runs,
-        firstFailureMs: firstFailureEnd === null ? null : firstFailureEnd - startedAt,
-        shrinkMs: firstFailureEnd === null ? null : doneAt - firstFailureEnd,
+        runs: c ? c.found_after_runs : r.runs,
+        firstFailureMs: c ? c.search_ms : null,
+        shrinkMs: c ? c.shrink_ms : null,
         totalMs: r.duration_ms,
         shrinks: c?.shrinks ?? null,
-        shrinkCandidates: c ? runStarts.length - r.runs : null,
+        shrinkCandidates: c ? runsMade - c.found_after_runs : null,
         originalBytes: c?.original_size ?? null,
         shrunkBytes: c?.shrunk_size ?? null,
         case: c?.case ?? null,

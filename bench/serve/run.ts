@@ -236,9 +236,6 @@ interface Stats {
   settled: number;
   dropped: number;
   deliveries: number;
-  /** Serve: settled batches written to the live store so far, and the deliveries in them. */
-  batches: number;
-  batchedDeliveries: number;
   rss: number;
   eluActiveMs: number;
   eluIdleMs: number;
@@ -253,8 +250,6 @@ const stats = async (server: ServerChild, t0: number): Promise<Stats> => {
     settled: Number(m.settled),
     dropped: Number(m.dropped),
     deliveries: Number(m.deliveries),
-    batches: Number(m.batches),
-    batchedDeliveries: Number(m.batchedDeliveries),
     rss: Number(m.rss),
     eluActiveMs: Number(m.eluActiveMs),
     eluIdleMs: Number(m.eluIdleMs),
@@ -277,7 +272,7 @@ interface PhaseFigures {
   load: LoadRun;
   /** Per second during the load: the server's counters (serve's queue and settled figures). */
   timeline: Stats[];
-  /** CPU, % of one core, over the load; the server's split into its JS thread and its other threads (libuv pool, DuckDB, GC). */
+  /** CPU, % of one core, over the load; the server's split into its main JS thread and its other threads (libuv pool, DuckDB, GC; serve's live worker thread). */
   cpuPercent: { server: number | null; serverMainThread: number | null; serverOtherThreads: number | null; backend: number | null; generator: number | null; otherProcesses: number | null };
   /** Server CPU µs per acknowledged delivery (all its threads). */
   serverCpuUsPerDelivery: number | null;
@@ -293,9 +288,6 @@ interface PhaseFigures {
     maxQueueDepth: number;
     queueAtEndOfLoad: number;
     dropped: number;
-    /** Settled batches (one live-store insert and one divergence appender each) per second during the load, and deliveries per batch. */
-    batchesPerSec: number;
-    deliveriesPerBatch: number | null;
     /**
      * After the load: seconds until everything was settled, how many were left, and the rate they went
      * at (at least settle_ms by design: the last deliveries are not due before; not a capacity).
@@ -349,8 +341,6 @@ async function phase(server: ServerChild, settles: boolean, backend: Child, opts
       maxQueueDepth: Math.max(after.maxQueued, ...timeline.map((s) => s.maxQueued)),
       queueAtEndOfLoad: after.queued,
       dropped: d.last.dropped - before.dropped,
-      batchesPerSec: (after.batches - before.batches) / load.seconds,
-      deliveriesPerBatch: after.batches > before.batches ? (after.batchedDeliveries - before.batchedDeliveries) / (after.batches - before.batches) : null,
       drainSeconds: d.seconds,
       drainedDeliveries: left,
       drainSettledPerSec: d.seconds && left > 0 ? left / d.seconds : null,
@@ -520,7 +510,6 @@ async function main(): Promise<void> {
               p.serve ? `${p.serve.maxQueueDepth} / ${p.serve.queueAtEndOfLoad}` : '—',
               p.serve ? p.serve.dropped : '—',
               p.serve ? `${f(p.serve.drainSeconds)} s` : '—',
-              p.serve ? `${f(p.serve.batchesPerSec, 0)} × ${f(p.serve.deliveriesPerBatch, 1)}` : '—',
             ],
           ]
         : [],
@@ -529,7 +518,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(
     mdTable(
-      ['run', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'CPU % server (JS thread + others) / backend / generator / other processes', 'server CPU µs/delivery', 'server ELU', 'server loop delay p99 / max ms', 'settled/s', 'queue max / at end', 'dropped', 'drain after load', 'settled batches/s × deliveries'],
+      ['run', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'CPU % server (main thread + others) / backend / generator / other processes', 'server CPU µs/delivery', 'server ELU', 'server loop delay p99 / max ms', 'settled/s', 'queue max / at end', 'dropped', 'drain after load'],
       runRows,
     ),
   );

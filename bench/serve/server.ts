@@ -11,8 +11,8 @@
  * Protocol (bench/recorder/server.ts's): `{"event":"ready","url":...}` on stdout once listening;
  * one JSON command per stdin line, answered with the same `id`:
  *   stats    queue depth now and its maximum since the previous `stats`, the serve counters
- *            (settled, dropped), settled batches written (serve), deliveries captured, memory,
- *            event-loop utilisation
+ *            (settled, dropped), deliveries captured, memory, event-loop utilisation (this
+ *            thread's: serve's flows run in its live worker thread)
  *   lag      event-loop delay (ms: p50, p99, max, mean) since the last `lag` with `reset: true`
  *   summary  serve only: what the live store holds (deliveries, runs by status, divergences)
  *   stop     stops the server (serve settles what is queued and writes its live segment)
@@ -91,9 +91,6 @@ async function main(): Promise<void> {
     stopServer = () => recorder.stop();
   }
 
-  // The live store is in serve's worker thread now: batch sizes are not visible from here.
-  const batches = 0;
-  const batchedDeliveries = 0;
   const queued = () => serve?.context.queued() ?? 0;
   let maxQueued = 0;
   const sampler = setInterval(() => {
@@ -119,8 +116,6 @@ async function main(): Promise<void> {
       settled: await counter(app, 'hookshadow_serve_settled_total'),
       dropped: await counter(app, 'hookshadow_serve_queue_dropped_total'),
       deliveries: await counter(app, 'hookshadow_deliveries_total'),
-      batches,
-      batchedDeliveries,
       rss: m.rss,
       heapUsed: m.heapUsed,
       eluIdleMs: e.idle,
