@@ -21,43 +21,18 @@
  * Prints a table and writes the raw figures to bench/out/recorder.json. No assertions:
  * the targets are evaluated and reported, never enforced.
  */
-import { EventEmitter } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { generateDeliveries, type GeneratedDelivery } from '../../fixtures/generator/deliveries.js';
-import { Child, cpuSeconds, cpuSplit, rssBytes, type Msg } from './child.js';
-import { runPaced } from './paced.js';
-import { parseFlags } from '../shared/args.js';
+import { startRecorderBenchChild } from './child.js';
+import { numberOption, parseFlags } from '../shared/args.js';
+import type { BenchChild, Msg } from '../shared/child-protocol.js';
+import { bodyFigures, selectDeliveries, tally } from '../shared/deliveries.js';
+import { autocannonRun, LatencySamples, latencyPercentiles, pacedRun, type LoadRequest } from '../shared/load.js';
 import { hostInfo, packageVersion, sh } from '../shared/machine.js';
-import { round } from '../shared/report.js';
-
-// ---------------------------------------------------------------------------------------------
-// autocannon (CommonJS, no bundled types): the small part of its API used here.
-
-interface AcRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-}
-interface AcResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  resets: number;
-  statusCodeStats: Record<string, { count: number }>;
-  latency: { p50: number; p99: number; average: number; max: number };
-  requests: { average: number; total: number; sent: number };
-}
-interface AcInstance extends EventEmitter {
-  stop(): void;
-}
-type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: AcResult) => void) => AcInstance;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+import { cpuSeconds, cpuSplit, rssBytes } from '../shared/proc.js';
+import { reportHeader, round } from '../shared/report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options: flags override environment variables override defaults.
@@ -94,13 +69,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 function parseArgs(argv: string[]) {
   const flags = parseFlags(argv, HELP, ['prof', 'paced', 'no-paced']);
   const env = process.env;
-  const num = (flag: string, envName: string, dflt: number) => {
-    const raw = flags.get(flag) ?? env[envName];
-    if (raw === undefined || raw === '') return dflt;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag} expects a non-negative number, got ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const num = (flag: string, envName: string, dflt: number) => numberOption(flags, flag, envName, dflt);
   const ratesRaw = flags.get('rates') ?? env.BENCH_RATES ?? '1000,3000';
   const rates = ratesRaw
     .split(',')
@@ -138,12 +107,6 @@ type Options = ReturnType<typeof parseArgs>;
 // ---------------------------------------------------------------------------------------------
 // Statistics.
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx]!;
-}
-
 function median(xs: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -171,7 +134,7 @@ const MiB = 1024 * 1024;
 // Load.
 
 interface LoadFigures {
-  /** autocannon unthrottled; autocannon with overallRate; or the paced generator (bench/recorder/paced.ts). */
+  /** autocannon unthrottled; autocannon with overallRate; or the paced generator (bench/shared/paced.ts). */
   generator: 'autocannon' | 'autocannon overallRate' | 'paced';
   connections: number;
   /** Target overall rate (requests/s from all connections), or null when unthrottled. */
@@ -207,26 +170,13 @@ interface LoadFigures {
   pacing?: { sent: number; maxLagMs: number; p99LagMs: number };
 }
 
-/** Latency samples (ms) and when each response arrived (ms since the run started). */
-class Samples {
-  lat = new Float64Array(1 << 16);
-  ends = new Float64Array(1 << 16);
-  n = 0;
+/** Latency samples (ms) and when each response arrived; also the slow ones, and how the load arrived. */
+class Samples extends LatencySamples {
   maxSeen = 0;
   maxAt = 0;
   slow = 0;
-  add(latencyMs: number, endMs: number): void {
-    if (this.n === this.lat.length) {
-      const grow = (a: Float64Array) => {
-        const b = new Float64Array(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.lat = grow(this.lat);
-      this.ends = grow(this.ends);
-    }
-    this.ends[this.n] = endMs;
-    this.lat[this.n++] = latencyMs;
+  override add(latencyMs: number, endMs: number): void {
+    super.add(latencyMs, endMs);
     if (latencyMs > 100) this.slow += 1;
     if (latencyMs > this.maxSeen) {
       this.maxSeen = latencyMs;
@@ -235,7 +185,7 @@ class Samples {
   }
   summary(seconds: number) {
     const { lat, ends, n } = this;
-    const sorted = lat.slice(0, n).sort();
+    const sorted = this.sorted();
     const latencySum = sorted.reduce((s, x) => s + x, 0);
     // Union of the requests' in-flight intervals [end − latency, end].
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ends[a]! - lat[a]! - (ends[b]! - lat[b]!));
@@ -254,23 +204,12 @@ class Samples {
     let lastEnd = -Infinity;
     for (let i = 0; i < n; i++) if (ends[i]! > lastEnd) lastEnd = ends[i]!;
     const span = n ? lastEnd - (ends[order[0]!]! - lat[order[0]!]!) : NaN;
-    // Achieved rate over [1 s, last whole second of the run).
-    const to = Math.floor(seconds);
-    let inWindow = 0;
-    for (let i = 0; i < n; i++) if (ends[i]! >= 1000 && ends[i]! < to * 1000) inWindow += 1;
     return {
-      achievedPerSec: to >= 2 ? inWindow / (to - 1) : NaN,
+      achievedPerSec: this.achievedPerSec(seconds),
       busyShare: busy / span,
       meanInFlightWhileBusy: latencySum / busy,
       latencySamples: n,
-      latencyMs: {
-        p50: percentile(sorted, 50),
-        p90: percentile(sorted, 90),
-        p99: percentile(sorted, 99),
-        p999: percentile(sorted, 99.9),
-        max: n ? sorted[n - 1]! : NaN,
-        mean: latencySum / Math.max(1, n),
-      },
+      latencyMs: { ...latencyPercentiles(sorted), mean: latencySum / Math.max(1, n) },
       slowOver100ms: this.slow,
       maxAtSecond: this.maxAt,
     };
@@ -278,94 +217,51 @@ class Samples {
 }
 
 /**
- * One autocannon run over the fixed request set. Latencies are taken from every
+ * One autocannon run over the fixed request set (bench/shared/load.ts): unthrottled, or with `rate`
+ * at autocannon's overallRate (a per-second budget, not pacing). Latencies are taken from every
  * response's own (sub-millisecond) duration; autocannon's histogram keeps whole ms.
- * With `rate`, autocannon's overallRate: each connection gets rate/connections requests
- * per second, sent back to back from the start of each second (a budget, not pacing).
  */
-function load(url: string, requests: AcRequest[], connections: number, seconds: number, rate: number | null = null): Promise<LoadFigures> {
-  return new Promise((resolve, reject) => {
-    const samples = new Samples();
-    const codes: Record<string, number> = {};
-    let responses = 0;
-    const started = performance.now();
-    const instance = autocannon(
-      {
-        url,
-        connections,
-        duration: seconds,
-        requests,
-        timeout: 30,
-        ...(rate !== null ? { overallRate: rate } : {}),
-      },
-      (err, result) => {
-        if (err) return reject(err);
-        const elapsed = (performance.now() - started) / 1000;
-        resolve({
-          generator: rate === null ? 'autocannon' : 'autocannon overallRate',
-          connections,
-          targetRate: rate,
-          seconds: elapsed,
-          responses,
-          ok: samples.n + firstResponses,
-          deliveriesPerSec: (samples.n + firstResponses - okAtSteady) / ((performance.now() - steadyFrom) / 1000),
-          ...samples.summary(seconds),
-          statusCodes: codes,
-          errors: result.errors,
-          timeouts: result.timeouts,
-          autocannon: { p50: result.latency.p50, p99: result.latency.p99, reqPerSecAvg: result.requests.average, total: result.requests.total },
-        });
-      },
-    );
-    // autocannon builds every connection's request buffers synchronously after the first connections
-    // have already sent; their first responses wait for that (~0.3 s with 32 connections × 512 requests).
-    // So each connection's first response counts for throughput but not for latency.
-    const seenClients = new Set<unknown>();
-    let firstResponses = 0;
-    // Throughput counts from when every connection has had its first answer to the end of the run.
-    let steadyFrom = started;
-    let okAtSteady = 0;
-    instance.on('response', (client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
-      responses += 1;
-      codes[statusCode] = (codes[statusCode] ?? 0) + 1;
-      if (statusCode < 200 || statusCode >= 300) return;
-      if (!seenClients.has(client)) {
-        seenClients.add(client);
-        firstResponses += 1;
-        if (seenClients.size === connections) {
-          steadyFrom = performance.now();
-          okAtSteady = samples.n + firstResponses;
-        }
-        return;
-      }
-      samples.add(responseTime, performance.now() - started);
-    });
-  });
+async function load(url: string, requests: LoadRequest[], connections: number, seconds: number, rate: number | null = null): Promise<LoadFigures> {
+  const samples = new Samples();
+  const run = await autocannonRun({ url, requests, connections, seconds, rate }, samples);
+  const { result } = run;
+  return {
+    generator: rate === null ? 'autocannon' : 'autocannon overallRate',
+    connections,
+    targetRate: rate,
+    seconds: run.seconds,
+    responses: run.responses,
+    ok: run.ok,
+    deliveriesPerSec: run.steadyOkPerSec,
+    ...samples.summary(seconds),
+    statusCodes: run.statusCodes,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    autocannon: { p50: result.latency.p50, p99: result.latency.p99, reqPerSecAvg: result.requests.average, total: result.requests.total },
+  };
 }
 
 /**
- * The same request set at an evenly paced overall rate (bench/recorder/paced.ts): request i
- * leaves at i / rate seconds over a pool of `connections` keep-alive connections, and its
- * latency runs from when it was handed to the pool (so waiting for a free connection counts).
+ * The same request set at an evenly paced overall rate (bench/shared/paced.ts, through
+ * bench/shared/load.ts). Deliveries/s here is every 2xx over the whole run's wall time.
  */
-async function pacedLoad(url: string, requests: AcRequest[], connections: number, seconds: number, rate: number): Promise<LoadFigures> {
+async function pacedLoad(url: string, requests: LoadRequest[], connections: number, seconds: number, rate: number): Promise<LoadFigures> {
   const samples = new Samples();
-  const raw = await runPaced({ url, requests, connections, seconds, rate, warmupMs: 500, onSample: (latencyMs, endMs) => samples.add(latencyMs, endMs) });
-  const ok = Object.entries(raw.statusCodes).reduce((s, [code, k]) => (Number(code) >= 200 && Number(code) < 300 ? s + k : s), 0);
+  const { run, ok } = await pacedRun({ url, requests, connections, seconds, rate }, samples);
   return {
     generator: 'paced',
     connections,
     targetRate: rate,
-    seconds: raw.seconds,
-    responses: raw.responses,
+    seconds: run.seconds,
+    responses: run.responses,
     ok,
-    deliveriesPerSec: ok / raw.seconds,
+    deliveriesPerSec: ok / run.seconds,
     ...samples.summary(seconds),
-    statusCodes: raw.statusCodes,
-    errors: raw.errors,
+    statusCodes: run.statusCodes,
+    errors: run.errors,
     timeouts: 0,
     autocannon: null,
-    pacing: { sent: raw.sent, maxLagMs: raw.maxLagMs, p99LagMs: raw.p99LagMs },
+    pacing: { sent: run.sent, maxLagMs: run.maxLagMs, p99LagMs: run.p99LagMs },
   };
 }
 
@@ -426,12 +322,12 @@ function walFigures(before: Map<string, number>, after: Map<string, number>) {
 interface Setup {
   /** Where autocannon sends the deliveries. */
   target: string;
-  requests: AcRequest[];
+  requests: LoadRequest[];
   /** The recorder child, when the scenario has one. */
-  recorder?: Child;
-  backend?: Child;
+  recorder?: BenchChild;
+  backend?: BenchChild;
   /** Every child, server under test first. */
-  children: Child[];
+  children: BenchChild[];
 }
 
 const LABELS: Record<ScenarioName, string> = {
@@ -444,31 +340,31 @@ const LABELS: Record<ScenarioName, string> = {
   'tee-nosync': 'DIAGNOSTIC tee, WAL not synced',
 };
 
-async function setUp(name: ScenarioName, hooks: AcRequest[], webhook: AcRequest[], nodeArgs: (who: string) => string[]): Promise<Setup> {
+async function setUp(name: ScenarioName, hooks: LoadRequest[], webhook: LoadRequest[], nodeArgs: (who: string) => string[]): Promise<Setup> {
   switch (name) {
     case 'bare': {
-      const c = await Child.start('bare', {}, nodeArgs('bare'));
+      const c = await startRecorderBenchChild('bare', {}, nodeArgs('bare'));
       return { target: c.url, requests: hooks, children: [c] };
     }
     case 'passive':
     case 'passive-nosync': {
-      const c = await Child.start('recorder', name === 'passive' ? {} : { nosync: true }, nodeArgs('recorder'));
+      const c = await startRecorderBenchChild('recorder', name === 'passive' ? {} : { nosync: true }, nodeArgs('recorder'));
       return { target: c.url, requests: hooks, recorder: c, children: [c] };
     }
     case 'direct': {
-      const b = await Child.start('backend', {}, nodeArgs('backend'));
+      const b = await startRecorderBenchChild('backend', {}, nodeArgs('backend'));
       return { target: String(b.ready.botUrl), requests: webhook, backend: b, children: [b] };
     }
     case 'tee':
     case 'tee-nosync': {
-      const b = await Child.start('backend', {}, nodeArgs('backend'));
-      const r = await Child.start('recorder', { legacy: `${String(b.ready.botUrl)}/webhook`, nosync: name === 'tee-nosync' }, nodeArgs('recorder'));
+      const b = await startRecorderBenchChild('backend', {}, nodeArgs('backend'));
+      const r = await startRecorderBenchChild('recorder', { legacy: `${String(b.ready.botUrl)}/webhook`, nosync: name === 'tee-nosync' }, nodeArgs('recorder'));
       return { target: r.url, requests: hooks, recorder: r, backend: b, children: [r, b] };
     }
     case 'tee-egress': {
-      const b = await Child.start('backend', {}, nodeArgs('backend'));
+      const b = await startRecorderBenchChild('backend', {}, nodeArgs('backend'));
       const stub = String(b.ready.stubUrl);
-      const r = await Child.start(
+      const r = await startRecorderBenchChild(
         'recorder',
         { legacy: `${String(b.ready.botUrl)}/webhook`, upstreams: { github: stub, gitea: `${stub}/api/v1`, agents: stub } },
         nodeArgs('recorder'),
@@ -480,7 +376,7 @@ async function setUp(name: ScenarioName, hooks: AcRequest[], webhook: AcRequest[
   }
 }
 
-async function runScenario(name: ScenarioName, opts: Options, hooks: AcRequest[], webhook: AcRequest[]) {
+async function runScenario(name: ScenarioName, opts: Options, hooks: LoadRequest[], webhook: LoadRequest[]) {
   const nodeArgs = (who: string) => (opts.prof ? ['--cpu-prof', `--cpu-prof-dir=${join(REPO_ROOT, 'bench', 'out', 'prof', name)}`, `--cpu-prof-name=${who}.cpuprofile`] : []);
   const setup = await setUp(name, hooks, webhook, nodeArgs);
   const stopAll = async () => {
@@ -529,7 +425,7 @@ async function runScenario(name: ScenarioName, opts: Options, hooks: AcRequest[]
     const rssAfterLoad = Object.fromEntries(setup.children.map((c) => [c.role, rssBytes(c.pid)]));
     const light = opts.lightDuration > 0 ? await load(setup.target, setup.requests, opts.lightConnections, opts.lightDuration) : null;
     // Fixed-rate runs, on the same (warm) servers: same connections, autocannon's overallRate.
-    // Then, with --paced, the same rate from the evenly paced generator (bench/recorder/paced.ts).
+    // Then, with --paced, the same rate from the evenly paced generator (bench/shared/paced.ts).
     const fixedRun = async (run: () => Promise<LoadFigures>) => {
       const before = setup.recorder ? await scrape(setup.recorder.url) : null;
       const cpu0 = setup.children.map((c) => cpuSeconds(c.pid));
@@ -579,8 +475,8 @@ async function runScenario(name: ScenarioName, opts: Options, hooks: AcRequest[]
 // ---------------------------------------------------------------------------------------------
 // RSS flatness: the passive recorder under steady load, RSS sampled every second from /proc.
 
-async function runRss(opts: Options, hooks: AcRequest[]) {
-  const c = await Child.start('recorder', { ...(opts.rssConfig ? { config: opts.rssConfig } : {}), ...(opts.rssDuckdb ? { duckdb: opts.rssDuckdb } : {}) });
+async function runRss(opts: Options, hooks: LoadRequest[]) {
+  const c = await startRecorderBenchChild('recorder', { ...(opts.rssConfig ? { config: opts.rssConfig } : {}), ...(opts.rssDuckdb ? { duckdb: opts.rssDuckdb } : {}) });
   const samples: { t: number; rss: number; heapUsed: number | null; external: number | null; arrayBuffers: number | null; walBytes: number | null; pendingSegments: number | null }[] = [];
   const started = performance.now();
   const sample = async () => {
@@ -688,27 +584,17 @@ async function main(): Promise<void> {
   const t0 = performance.now();
 
   // Realistic bodies: the generator's slim deliveries, kept when 1-8 KiB.
-  const generated: GeneratedDelivery[] = [];
-  let dropped = 0;
-  for (const d of generateDeliveries({ count: opts.count * 4, seed: opts.seed, slim: true })) {
-    const size = Buffer.byteLength(d.body);
-    if (size < 1024 || size > 8192) dropped += 1;
-    else generated.push(d);
-    if (generated.length === opts.count) break;
-  }
-  const sizes = generated.map((d) => Buffer.byteLength(d.body)).sort((a, b) => a - b);
+  const selected = selectDeliveries(opts.count, opts.seed);
+  const generated = selected.deliveries;
+  const dropped = selected.droppedOutside1to8KiB;
   const bodies = {
-    count: generated.length,
-    droppedOutside1to8KiB: dropped,
-    minBytes: sizes[0]!,
-    medianBytes: sizes[Math.floor(sizes.length / 2)]!,
-    maxBytes: sizes[sizes.length - 1]!,
-    meanBytes: Math.round(sizes.reduce((s, x) => s + x, 0) / sizes.length),
-    bySource: generated.reduce<Record<string, number>>((acc, d) => ((acc[d.source] = (acc[d.source] ?? 0) + 1), acc), {}),
+    ...bodyFigures(selected),
+    meanBytes: Math.round(selected.sizes.reduce((s, x) => s + x, 0) / selected.sizes.length),
+    bySource: tally(generated, (d) => d.source),
   };
   // Each delivery with its own headers; to the recorder (and the bare endpoint) at /hooks/<its source>, to the bot at /webhook.
-  const hooks: AcRequest[] = generated.map((d) => ({ method: 'POST', path: `/hooks/${d.source}`, headers: { ...d.headers }, body: d.body }));
-  const webhook: AcRequest[] = generated.map((d) => ({ method: 'POST', path: '/webhook', headers: { ...d.headers }, body: d.body }));
+  const hooks: LoadRequest[] = generated.map((d) => ({ method: 'POST', path: `/hooks/${d.source}`, headers: { ...d.headers }, body: d.body }));
+  const webhook: LoadRequest[] = generated.map((d) => ({ method: 'POST', path: '/webhook', headers: { ...d.headers }, body: d.body }));
 
   const info = machine();
   console.log(`hookshadow recorder benchmark — ${info.nproc} CPUs (${info.cpuModel}), node ${info.node}, autocannon ${info.autocannon}`);
@@ -942,10 +828,7 @@ async function main(): Promise<void> {
   }
 
   const report = {
-    benchmark: 'recorder',
-    startedAt,
-    totalSeconds: round((performance.now() - t0) / 1000, 1),
-    command: `npm run bench:recorder${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    ...reportHeader('recorder', startedAt, t0),
     machine: info,
     options: opts,
     topology:

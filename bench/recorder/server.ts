@@ -11,17 +11,14 @@
  *   backend   the legacy bot and the forge stub in one process (the bot calls the stub, or
  *             the recorder's egress once told to with the `api` command)
  *
- * Protocol: one JSON object per line. On stdout the child prints
- * `{"event":"ready","url":...}` once listening, and one answer per command. On stdin
- * it takes `{"cmd":"mem"}`, `{"cmd":"stats"}`, `{"cmd":"api",...}` (backend only)
- * and `{"cmd":"stop"}`; it also stops on SIGTERM/SIGINT.
+ * Protocol: bench/shared/child-protocol.ts's. Besides `{"cmd":"stop"}` it takes `{"cmd":"mem"}`,
+ * `{"cmd":"stats"}` and `{"cmd":"api",...}` (backend only, answered `{"event":"ok",...}`).
  */
 import { constants } from 'node:fs';
 import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { DuckDBInstance } from '@duckdb/node-api';
 import Fastify from 'fastify';
 import { pino } from 'pino';
@@ -29,6 +26,7 @@ import { buildForgeStub } from '../../fixtures/forge-stub/app.js';
 import { buildLegacyBot, type LegacyBotOptions } from '../../fixtures/legacy-bot/app.js';
 import { resolveConfig, type ConfigLayer } from '../../recorder/config.js';
 import { startRecorder } from '../../recorder/server.js';
+import { runCommandLoop, type Msg } from '../shared/child-protocol.js';
 
 export interface RecorderRoleOptions {
   /** Store directory; a fresh one under the OS temp dir when absent (removed on stop). */
@@ -52,12 +50,6 @@ export interface RecorderRoleOptions {
 export interface BackendRoleOptions {
   api?: { github: string; gitea: string };
   agents?: string;
-}
-
-type Msg = Record<string, unknown>;
-
-function say(msg: Msg): void {
-  process.stdout.write(JSON.stringify(msg) + '\n');
 }
 
 /** Cumulative event-loop utilisation figures (ms); the parent takes differences. */
@@ -196,62 +188,34 @@ async function backend(opts: BackendRoleOptions): Promise<Role> {
   };
 }
 
-async function main(): Promise<void> {
-  const [role, json] = process.argv.slice(2);
-  const opts = json ? (JSON.parse(json) as Msg) : {};
-  let r: Role;
+function startRole(role: string, opts: Msg): Promise<Role> {
   switch (role) {
     case 'bare':
-      r = await bare();
-      break;
+      return bare();
     case 'recorder':
-      r = await recorder(opts as RecorderRoleOptions);
-      break;
+      return recorder(opts as RecorderRoleOptions);
     case 'backend':
-      r = await backend(opts as BackendRoleOptions);
-      break;
+      return backend(opts as BackendRoleOptions);
     default:
       process.stderr.write(`usage: server.js bare|recorder|backend '<json options>' (got ${JSON.stringify(role)})\n`);
       process.exit(2);
   }
+}
 
-  let stopping: Promise<void> | null = null;
-  const stop = () => {
-    stopping ??= (async () => {
-      try {
-        say({ event: 'stopped', ...(await r.stop()) });
-      } catch (err) {
-        say({ event: 'stopped', error: (err as Error).message });
-      }
-      process.exit(0);
-    })();
-    return stopping;
-  };
-  process.on('SIGTERM', () => void stop());
-  process.on('SIGINT', () => void stop());
-
-  const rl = createInterface({ input: process.stdin });
-  rl.on('line', (line) => {
-    void (async () => {
-      let cmd: Msg;
-      try {
-        cmd = JSON.parse(line) as Msg;
-      } catch {
-        say({ event: 'error', error: `not JSON: ${line}` });
-        return;
-      }
-      const id = cmd.id ?? null;
-      if (cmd.cmd === 'stop') return stop();
-      if (cmd.cmd === 'mem') return say({ event: 'mem', id, ...memory() });
-      if (cmd.cmd === 'stats') return say({ event: 'stats', id, ...(r.stats?.() ?? {}), ...memory(), ...elu() });
+async function main(): Promise<void> {
+  const [role = '', json] = process.argv.slice(2);
+  const opts = json ? (JSON.parse(json) as Msg) : {};
+  const r = await startRole(role, opts);
+  runCommandLoop(role, {
+    ready: r.ready,
+    async answer(cmd) {
+      if (cmd.cmd === 'mem') return { event: 'mem', ...memory() };
+      if (cmd.cmd === 'stats') return { event: 'stats', ...(r.stats?.() ?? {}), ...memory(), ...elu() };
       const answer = (await r.handle?.(cmd)) ?? null;
-      say(answer ? { event: 'ok', id, ...answer } : { event: 'error', id, error: `unknown command ${JSON.stringify(cmd.cmd)}` });
-    })();
+      return answer && { event: 'ok', ...answer };
+    },
+    stop: () => r.stop(),
   });
-  // The parent going away (stdin closed) stops the child too.
-  rl.on('close', () => void stop());
-
-  say({ event: 'ready', role, pid: process.pid, ...r.ready });
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,6 @@
 /**
- * The serve benchmark's deliveries: bench/recorder's selection (the generator, slim, unsigned,
- * bodies of 1-8 KiB), sent to `/hooks/<source>` without their delivery-id headers.
+ * The serve benchmark's deliveries: bench/recorder's selection (bench/shared/deliveries.ts: the
+ * generator, slim, unsigned, bodies of 1-8 KiB), sent to `/hooks/<source>` without their delivery-id headers.
  *
  * Why no delivery ids: the load cycles through a few hundred distinct deliveries, so with their
  * own ids each id would come back every half second at 1,000/s. The recorder would record them as
@@ -8,7 +8,8 @@
  * would hold two deliveries with one id inside the settle window. Without the header the recorder
  * gives each request its own UUIDv7, so every request is a distinct delivery for both servers.
  */
-import { generateDeliveries, type GeneratedDelivery } from '../../fixtures/generator/deliveries.js';
+import type { GeneratedDelivery } from '../../fixtures/generator/deliveries.js';
+import { bodyFigures, selectDeliveries, tally } from '../shared/deliveries.js';
 
 /** Headers naming the delivery (recorder/sources.ts reads them in this order). */
 const DELIVERY_ID_HEADERS = ['x-github-delivery', 'x-gitea-delivery', 'x-forgejo-delivery'];
@@ -28,16 +29,8 @@ export interface BenchDeliveries {
 
 /** `count` deliveries from the generator (seed `seed`), as HTTP requests to the recorder or serve. */
 export function benchDeliveries(count: number, seed: number): BenchDeliveries {
-  const deliveries: GeneratedDelivery[] = [];
-  let dropped = 0;
-  for (const d of generateDeliveries({ count: count * 4, seed, slim: true })) {
-    const size = Buffer.byteLength(d.body);
-    if (size < 1024 || size > 8192) dropped += 1;
-    else deliveries.push(d);
-    if (deliveries.length === count) break;
-  }
-  const sizes = deliveries.map((d) => Buffer.byteLength(d.body)).sort((a, b) => a - b);
-  const tally = (key: (d: GeneratedDelivery) => string) => deliveries.reduce<Record<string, number>>((acc, d) => ((acc[key(d)] = (acc[key(d)] ?? 0) + 1), acc), {});
+  const selected = selectDeliveries(count, seed);
+  const { deliveries } = selected;
   const requests = deliveries.map((d): HookRequest => {
     const headers = { ...d.headers };
     for (const h of DELIVERY_ID_HEADERS) delete headers[h];
@@ -47,13 +40,9 @@ export function benchDeliveries(count: number, seed: number): BenchDeliveries {
     deliveries,
     requests,
     bodies: {
-      count: deliveries.length,
-      droppedOutside1to8KiB: dropped,
-      minBytes: sizes[0]!,
-      medianBytes: sizes[Math.floor(sizes.length / 2)]!,
-      maxBytes: sizes[sizes.length - 1]!,
-      bySource: tally((d) => d.source),
-      byEvent: tally((d) => (['issues', 'issue_comment', 'pull_request'].includes(d.event) ? `${d.event}.${d.action}` : 'other')),
+      ...bodyFigures(selected),
+      bySource: tally(deliveries, (d) => d.source),
+      byEvent: tally(deliveries, (d) => (['issues', 'issue_comment', 'pull_request'].includes(d.event) ? `${d.event}.${d.action}` : 'other')),
     },
   };
 }

@@ -37,89 +37,60 @@ const TO_BOT = 'delivery.payload.?assignee.login.orValue(delivery.payload.issue.
 const RETRY = 'delivery.payload.comment.user.login != "hookbot" && delivery.payload.comment.body.re2("(?m)^/retry\\\\b")';
 const NOT_REVIEWER = 'delivery.payload.pull_request.user.login != "octo-reviewer"';
 
-/** fixtures/flows/assign-agent.yaml's nodes; `read: false` takes the issue from the delivery instead of reading it. */
-function assignAgentNodes(read: boolean): string {
-  const issueNode = `  - id: issue
-    op: forge.issue.get
-    with:
-      repo: ${REPO}
-      number: ${ISSUE}
+/** One node of a flow file. */
+interface NodeSpec {
+  id: string;
+  op: string;
+  /** A CEL condition, written single-quoted (conditions starting with `!` need quoting). */
+  if?: string;
+  needs?: string[];
+  with: Record<string, string>;
+}
 
-`;
+/** A flow file's `nodes:` section, a blank line between nodes. */
+function nodesYaml(nodes: readonly NodeSpec[]): string {
+  const node = (n: NodeSpec) =>
+    [
+      `  - id: ${n.id}`,
+      `    op: ${n.op}`,
+      n.if ? `    if: '${n.if}'` : null,
+      n.needs ? `    needs: [${n.needs.join(', ')}]` : null,
+      '    with:',
+      ...Object.entries(n.with).map(([key, value]) => `      ${key}: ${value}`),
+    ]
+      .filter((line) => line !== null)
+      .join('\n') + '\n';
+  return `nodes:\n${nodes.map(node).join('\n')}`;
+}
+
+/**
+ * The nodes of fixtures/flows/assign-agent.yaml and retry-agent.yaml, which differ only in the queue,
+ * the acknowledgement, and `onlyWhenIdle`: assign-agent enqueues only when no agent run is in progress,
+ * and comments and labels only when it enqueued (`needs`). `read: false` takes the issue from the
+ * delivery instead of reading it.
+ */
+function agentNodes(o: { read: boolean; queue: string; ackBody: string; onlyWhenIdle: boolean }): string {
+  const ref = o.read ? '${{ nodes.issue.output.html_url }}' : '${{ delivery.payload.issue.html_url }}';
+  const target = { repo: REPO, number: ISSUE };
   // The fixture's condition; from the delivery, labels may be missing.
-  const running = read ? '!nodes.issue.output.labels.exists(l, l.name == "agent-running")' : '!(has(delivery.payload.issue.labels) && delivery.payload.issue.labels.exists(l, l.name == "agent-running"))';
-  const ref = read ? '${{ nodes.issue.output.html_url }}' : '${{ delivery.payload.issue.html_url }}';
-  return `nodes:
-${read ? issueNode : ''}  - id: enqueue
-    op: agent.enqueue
-    if: '${running}'
-    with:
-      queue: triage
-      ref: ${ref}
-      repo: ${REPO}
-      number: ${ISSUE}
-
-  - id: ack
-    op: forge.issue.comment
-    needs: [enqueue]
-    with:
-      repo: ${REPO}
-      number: ${ISSUE}
-      body: On it — queued as \${{ nodes.enqueue.output.job_id }}
-
-  - id: mark
-    op: forge.issue.labels.add
-    needs: [enqueue]
-    with:
-      repo: ${REPO}
-      number: ${ISSUE}
-      labels: [agent-running]
-`;
+  const idle = o.read ? '!nodes.issue.output.labels.exists(l, l.name == "agent-running")' : '!(has(delivery.payload.issue.labels) && delivery.payload.issue.labels.exists(l, l.name == "agent-running"))';
+  const afterEnqueue = o.onlyWhenIdle ? { needs: ['enqueue'] } : {};
+  return nodesYaml([
+    ...(o.read ? [{ id: 'issue', op: 'forge.issue.get', with: target }] : []),
+    { id: 'enqueue', op: 'agent.enqueue', ...(o.onlyWhenIdle ? { if: idle } : {}), with: { queue: o.queue, ref, ...target } },
+    { id: 'ack', op: 'forge.issue.comment', ...afterEnqueue, with: { ...target, body: o.ackBody } },
+    { id: 'mark', op: 'forge.issue.labels.add', ...afterEnqueue, with: { ...target, labels: '[agent-running]' } },
+  ]);
 }
 
-/** fixtures/flows/retry-agent.yaml's nodes; `read: false` as for assign-agent. */
-function retryAgentNodes(read: boolean): string {
-  const issueNode = `  - id: issue
-    op: forge.issue.get
-    with:
-      repo: ${REPO}
-      number: ${ISSUE}
+/** fixtures/flows/assign-agent.yaml's nodes. */
+const assignAgentNodes = (read: boolean) => agentNodes({ read, queue: 'triage', ackBody: 'On it — queued as ${{ nodes.enqueue.output.job_id }}', onlyWhenIdle: true });
 
-`;
-  return `nodes:
-${read ? issueNode : ''}  - id: enqueue
-    op: agent.enqueue
-    with:
-      queue: retry
-      ref: ${read ? '${{ nodes.issue.output.html_url }}' : '${{ delivery.payload.issue.html_url }}'}
-      repo: ${REPO}
-      number: ${ISSUE}
-
-  - id: ack
-    op: forge.issue.comment
-    with:
-      repo: ${REPO}
-      number: ${ISSUE}
-      body: Retrying — queued as \${{ nodes.enqueue.output.job_id }}
-
-  - id: mark
-    op: forge.issue.labels.add
-    with:
-      repo: ${REPO}
-      number: ${ISSUE}
-      labels: [agent-running]
-`;
-}
+/** fixtures/flows/retry-agent.yaml's nodes. */
+const retryAgentNodes = (read: boolean) => agentNodes({ read, queue: 'retry', ackBody: 'Retrying — queued as ${{ nodes.enqueue.output.job_id }}', onlyWhenIdle: false });
 
 /** fixtures/flows/request-review.yaml's node. */
-const requestReviewNodes = `nodes:
-  - id: request
-    op: forge.pr.review.request
-    with:
-      repo: ${REPO}
-      number: ${PR}
-      reviewers: [octo-reviewer]
-`;
+const requestReviewNodes = nodesYaml([{ id: 'request', op: 'forge.pr.review.request', with: { repo: REPO, number: PR, reviewers: '[octo-reviewer]' } }]);
 
 interface Variant {
   name: string;

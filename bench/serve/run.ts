@@ -13,7 +13,7 @@
  * the load generators run here. For each:
  *
  *   1. warm-up: the paced generator at --rate for --warmup s, not measured; wait for serve's queue;
- *   2. sustained: the paced generator (bench/recorder/paced.ts: request i leaves at i/rate over
+ *   2. sustained: the paced generator (bench/shared/paced.ts: request i leaves at i/rate over
  *      --connections keep-alive connections) at --rate for --sustain s: acknowledgement p50/p99;
  *      for serve, whether the flows keep up (settled/s, queue depth, drops, drain time);
  *   3. saturation: autocannon, --connections, unthrottled, for --duration s: deliveries/s and
@@ -24,32 +24,22 @@
  * Prints tables and writes the raw figures to bench/out/serve-<date>.json. The targets are
  * evaluated and reported, never enforced.
  */
-import type { EventEmitter } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Child, cpuSeconds, cpuSplit } from '../recorder/child.js';
-import { runPaced } from '../recorder/paced.js';
-import { parseFlags } from '../shared/args.js';
+import { startRecorderBenchChild } from '../recorder/child.js';
+import { numberOption, parseFlags } from '../shared/args.js';
+import type { BenchChild, Msg } from '../shared/child-protocol.js';
+import { autocannonRun, LatencySamples, latencyPercentiles, pacedRun } from '../shared/load.js';
 import { gitDirty, gitHead, hostInfo, machineBusySeconds, packageVersion } from '../shared/machine.js';
-import { mdTable, round } from '../shared/report.js';
+import { cpuSeconds, cpuSplit } from '../shared/proc.js';
+import { mdTable, reportHeader, round } from '../shared/report.js';
 import { repoRoot } from '../replay/flows.js';
-import { ServerChild, type Msg } from './child.js';
+import { startServeBenchChild } from './child.js';
 import { benchDeliveries, type HookRequest } from './deliveries.js';
 import { matchMix, writeBenchFlows } from './flows.js';
-
-// ---------------------------------------------------------------------------------------------
-// autocannon (CommonJS, no bundled types): the small part of its API used here.
-
-interface AcResult {
-  errors: number;
-  timeouts: number;
-}
-type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: AcResult) => void) => EventEmitter;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 // ---------------------------------------------------------------------------------------------
 // Options: flags override environment variables override defaults.
@@ -82,13 +72,7 @@ const ROOT = repoRoot();
 function parseArgs(argv: string[]) {
   const flags = parseFlags(argv, HELP, ['prof']);
   const env = process.env;
-  const num = (flag: string, envName: string, dflt: number) => {
-    const raw = flags.get(flag) ?? env[envName];
-    if (raw === undefined || raw === '') return dflt;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag} expects a non-negative number, got ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const num = (flag: string, envName: string, dflt: number) => numberOption(flags, flag, envName, dflt);
   const configs = (flags.get('configs') ?? env.BENCH_CONFIGS ?? CONFIGS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   const known: readonly string[] = [...CONFIGS, ...EXTRA_CONFIGS];
   for (const c of configs) if (!known.includes(c)) throw new Error(`unknown config ${c}; use ${known.join(',')}`);
@@ -113,35 +97,13 @@ function parseArgs(argv: string[]) {
 type Options = ReturnType<typeof parseArgs>;
 
 // ---------------------------------------------------------------------------------------------
-// Latencies.
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-/** Acknowledgement latencies (ms) and when each response ended (ms since the run started). */
-class Latencies {
-  lat: number[] = [];
-  ends: number[] = [];
-  add(latencyMs: number, endMs: number): void {
-    this.lat.push(latencyMs);
-    this.ends.push(endMs);
-  }
-  static summary(lat: readonly number[]) {
-    const s = Float64Array.from(lat).sort();
-    return { samples: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), p999: percentile(s, 99.9), max: s.length ? s[s.length - 1]! : NaN };
-  }
-  /** 2xx responses that ended in [1 s, the last whole second), per second. */
-  achievedPerSec(seconds: number): number {
-    const to = Math.floor(seconds);
-    if (to < 2) return NaN;
-    return this.ends.filter((e) => e >= 1000 && e < to * 1000).length / (to - 1);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Load.
+
+/** Acknowledgement latencies (ms): how many, and their percentiles. */
+function ackLatencies(latencies: ArrayLike<number>) {
+  const sorted = Float64Array.from(latencies).sort();
+  return { samples: sorted.length, ...latencyPercentiles(sorted) };
+}
 
 interface LoadRun {
   generator: 'paced' | 'autocannon';
@@ -153,77 +115,50 @@ interface LoadRun {
   errors: number;
   /** Paced: 2xx responses per second from 1 s to the last whole second. autocannon: 2xx per second once every connection had answered. */
   deliveriesPerSec: number;
-  latencyMs: ReturnType<typeof Latencies.summary>;
+  latencyMs: ReturnType<typeof ackLatencies>;
   /** Paced only: how late the timer handed requests over against their schedule. */
   pacing?: { maxLagMs: number; p99LagMs: number };
   /** Not serialized: the raw latencies, pooled across rounds for the headline figures. */
   raw: number[];
 }
 
+/** The paced generator (bench/shared/load.ts) at `rate` for `seconds`. */
 async function paced(url: string, requests: HookRequest[], connections: number, seconds: number, rate: number): Promise<LoadRun> {
-  const l = new Latencies();
-  const r = await runPaced({ url, requests, connections, seconds, rate, warmupMs: 500, onSample: (ms, end) => l.add(ms, end) });
-  const ok = Object.entries(r.statusCodes).reduce((s, [code, n]) => (Number(code) >= 200 && Number(code) < 300 ? s + n : s), 0);
+  const samples = new LatencySamples();
+  const { run, ok } = await pacedRun({ url, requests, connections, seconds, rate }, samples);
+  const raw = Array.from(samples.latencies());
   return {
     generator: 'paced',
     connections,
     targetRate: rate,
-    seconds: r.seconds,
+    seconds: run.seconds,
     ok,
-    non2xx: r.responses - ok - r.errors,
-    errors: r.errors,
-    deliveriesPerSec: l.achievedPerSec(seconds),
-    latencyMs: Latencies.summary(l.lat),
-    pacing: { maxLagMs: r.maxLagMs, p99LagMs: r.p99LagMs },
-    raw: l.lat,
+    non2xx: run.responses - ok - run.errors,
+    errors: run.errors,
+    deliveriesPerSec: samples.achievedPerSec(seconds),
+    latencyMs: ackLatencies(raw),
+    pacing: { maxLagMs: run.maxLagMs, p99LagMs: run.p99LagMs },
+    raw,
   };
 }
 
-/**
- * autocannon, unthrottled. Latency is each response's own duration; each connection's first
- * response counts for throughput, not latency (autocannon builds its request buffers meanwhile).
- */
-function saturate(url: string, requests: HookRequest[], connections: number, seconds: number): Promise<LoadRun> {
-  return new Promise((resolve, reject) => {
-    const l = new Latencies();
-    const started = performance.now();
-    const seen = new Set<unknown>();
-    let ok = 0;
-    let non2xx = 0;
-    let steadyFrom = started;
-    let okAtSteady = 0;
-    const instance = autocannon({ url, connections, duration: seconds, requests, timeout: 30 }, (err, result) => {
-      if (err) return reject(err);
-      resolve({
-        generator: 'autocannon',
-        connections,
-        targetRate: null,
-        seconds: (performance.now() - started) / 1000,
-        ok,
-        non2xx,
-        errors: result.errors + result.timeouts,
-        deliveriesPerSec: (ok - okAtSteady) / ((performance.now() - steadyFrom) / 1000),
-        latencyMs: Latencies.summary(l.lat),
-        raw: l.lat,
-      });
-    });
-    instance.on('response', (client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
-      if (statusCode < 200 || statusCode >= 300) {
-        non2xx += 1;
-        return;
-      }
-      ok += 1;
-      if (!seen.has(client)) {
-        seen.add(client);
-        if (seen.size === connections) {
-          steadyFrom = performance.now();
-          okAtSteady = ok;
-        }
-        return;
-      }
-      l.add(responseTime, performance.now() - started);
-    });
-  });
+/** autocannon, unthrottled (bench/shared/load.ts): each connection's first response counts for throughput, not latency. */
+async function saturate(url: string, requests: HookRequest[], connections: number, seconds: number): Promise<LoadRun> {
+  const samples = new LatencySamples();
+  const run = await autocannonRun({ url, requests, connections, seconds, rate: null }, samples);
+  const raw = Array.from(samples.latencies());
+  return {
+    generator: 'autocannon',
+    connections,
+    targetRate: null,
+    seconds: run.seconds,
+    ok: run.ok,
+    non2xx: run.responses - run.ok,
+    errors: run.result.errors + run.result.timeouts,
+    deliveriesPerSec: run.steadyOkPerSec,
+    latencyMs: ackLatencies(raw),
+    raw,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +176,7 @@ interface Stats {
   eluIdleMs: number;
 }
 
-const stats = async (server: ServerChild, t0: number): Promise<Stats> => {
+const stats = async (server: BenchChild, t0: number): Promise<Stats> => {
   const m = await server.request({ cmd: 'stats' });
   return {
     t: (performance.now() - t0) / 1000,
@@ -257,7 +192,7 @@ const stats = async (server: ServerChild, t0: number): Promise<Stats> => {
 };
 
 /** Waits until serve has settled (or dropped) every delivery it captured; at once when nothing settles. Seconds waited, or null on timeout. */
-async function drain(server: ServerChild, settles: boolean, timeoutS: number): Promise<{ seconds: number | null; last: Stats }> {
+async function drain(server: BenchChild, settles: boolean, timeoutS: number): Promise<{ seconds: number | null; last: Stats }> {
   const t0 = performance.now();
   for (;;) {
     const s = await stats(server, t0);
@@ -298,7 +233,7 @@ interface PhaseFigures {
   } | null;
 }
 
-async function phase(server: ServerChild, settles: boolean, backend: Child, opts: Options, run: () => Promise<LoadRun>): Promise<PhaseFigures> {
+async function phase(server: BenchChild, settles: boolean, backend: BenchChild, opts: Options, run: () => Promise<LoadRun>): Promise<PhaseFigures> {
   const t0 = performance.now();
   const before = await stats(server, t0);
   await server.request({ cmd: 'lag', reset: true });
@@ -390,13 +325,13 @@ interface InstanceFigures {
 
 async function runInstance(config: ConfigName, roundNo: number, opts: Options, flowsDir: string, requests: HookRequest[]): Promise<InstanceFigures> {
   const before = opts.waitQuiet > 0 ? await waitQuiet(opts.waitQuiet) : { cores: NaN, waitedSeconds: 0 };
-  const backend = await Child.start('backend', {});
+  const backend = await startRecorderBenchChild('backend', {});
   const stub = String(backend.ready.stubUrl);
   const nodeArgs = opts.prof ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'out', 'prof', 'serve')}`, `--cpu-prof-name=${config}-round${roundNo}.cpuprofile`] : [];
   const settles = config === 'serve';
-  let server: ServerChild | null = null;
+  let server: BenchChild | null = null;
   try {
-    server = await ServerChild.start(
+    server = await startServeBenchChild(
       config === 'recorder' ? 'recorder' : 'serve',
       {
         legacy: `${String(backend.ready.botUrl)}/webhook`,
@@ -527,7 +462,7 @@ async function main(): Promise<void> {
   const pooled = (config: ConfigName, which: 'sustained' | 'saturation') => {
     const runs = instances.filter((x) => x.config === config).map((x) => x[which]).filter((p): p is PhaseFigures => p !== null);
     if (runs.length === 0) return null;
-    return { latencyMs: Latencies.summary(runs.flatMap((p) => p.load.raw)), deliveriesPerSec: runs.reduce((s, p) => s + p.load.deliveriesPerSec, 0) / runs.length, runs: runs.length };
+    return { latencyMs: ackLatencies(runs.flatMap((p) => p.load.raw)), deliveriesPerSec: runs.reduce((s, p) => s + p.load.deliveriesPerSec, 0) / runs.length, runs: runs.length };
   };
   const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
   /** One configuration against the recorder alone, in one phase. */
@@ -603,10 +538,7 @@ async function main(): Promise<void> {
 
   const strip = (p: PhaseFigures | null) => (p ? { ...p, load: { ...p.load, raw: undefined } } : null);
   const report = {
-    benchmark: 'serve',
-    startedAt,
-    totalSeconds: round((performance.now() - t0) / 1000, 1),
-    command: `npm run bench:serve${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    ...reportHeader('serve', startedAt, t0),
     machine: info,
     options: opts,
     topology:

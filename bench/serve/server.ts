@@ -8,8 +8,8 @@
  * identically: `recorder` is startRecorder(config.recorder) alone (tee mode, egress proxy); `serve`
  * is startServe(config), the same recorder plus the dispatcher running the flows in dry-run.
  *
- * Protocol (bench/recorder/server.ts's): `{"event":"ready","url":...}` on stdout once listening;
- * one JSON command per stdin line, answered with the same `id`:
+ * Protocol: bench/shared/child-protocol.ts's (`{"event":"ready","url":...}` on stdout once listening;
+ * one JSON command per stdin line, answered with the same `id`). Commands:
  *   stats    queue depth now and its maximum since the previous `stats`, the serve counters
  *            (settled, dropped), deliveries captured, memory, event-loop utilisation (this
  *            thread's: serve's flows run in its live worker thread)
@@ -21,12 +21,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { resolveServeConfig } from '../../serve/config.js';
 import { startServe, type RunningServe } from '../../serve/server.js';
 import { startRecorder } from '../../recorder/server.js';
+import { runCommandLoop, type Msg } from '../shared/child-protocol.js';
 
 export interface ServerOptions {
   /** The legacy handler, e.g. http://127.0.0.1:1234/webhook. */
@@ -40,10 +40,6 @@ export interface ServerOptions {
   /** How often the queue depth is sampled for its maximum (both roles run the sampler). */
   sampleMs: number;
 }
-
-type Msg = Record<string, unknown>;
-
-const say = (msg: Msg) => process.stdout.write(JSON.stringify(msg) + '\n');
 
 /** The sum of a counter's values, or 0 when the registry does not have it (the recorder alone). */
 async function counter(app: FastifyInstance, name: string): Promise<number> {
@@ -142,9 +138,15 @@ async function main(): Promise<void> {
     return { ...totals, runsByStatus: Object.fromEntries(byStatus.map((r) => [r.status, r.n])), divergencesByClass: Object.fromEntries(byClass.map((r) => [r.class, r.n])) };
   };
 
-  let stopping: Promise<void> | null = null;
-  const stop = () => {
-    stopping ??= (async () => {
+  runCommandLoop(role, {
+    ready: { url, store, flows: serve?.context.flows.length ?? 0 },
+    async answer(cmd) {
+      if (cmd.cmd === 'stats') return { event: 'stats', ...(await stats()) };
+      if (cmd.cmd === 'lag') return { event: 'lag', ...lag(cmd.reset === true) };
+      if (cmd.cmd === 'summary') return { event: 'summary', ...(await summary()) };
+      return null;
+    },
+    async stop() {
       clearInterval(sampler);
       const t0 = performance.now();
       let error: string | undefined;
@@ -155,40 +157,9 @@ async function main(): Promise<void> {
       }
       const stopMs = performance.now() - t0;
       await rm(store, { recursive: true, force: true });
-      say({ event: 'stopped', stopMs, ...(error ? { error } : {}) });
-      process.exit(0);
-    })();
-    return stopping;
-  };
-  process.on('SIGTERM', () => void stop());
-  process.on('SIGINT', () => void stop());
-
-  const rl = createInterface({ input: process.stdin });
-  rl.on('line', (line) => {
-    void (async () => {
-      let cmd: Msg;
-      try {
-        cmd = JSON.parse(line) as Msg;
-      } catch {
-        say({ event: 'error', error: `not JSON: ${line}` });
-        return;
-      }
-      const id = cmd.id ?? null;
-      try {
-        if (cmd.cmd === 'stop') return void (await stop());
-        if (cmd.cmd === 'stats') return say({ event: 'stats', id, ...(await stats()) });
-        if (cmd.cmd === 'lag') return say({ event: 'lag', id, ...lag(cmd.reset === true) });
-        if (cmd.cmd === 'summary') return say({ event: 'summary', id, ...(await summary()) });
-        say({ event: 'error', id, error: `unknown command ${JSON.stringify(cmd.cmd)}` });
-      } catch (err) {
-        say({ event: 'error', id, error: (err as Error).message });
-      }
-    })();
+      return { stopMs, ...(error ? { error } : {}) };
+    },
   });
-  // The parent going away (stdin closed) stops the child too.
-  rl.on('close', () => void stop());
-
-  say({ event: 'ready', role, pid: process.pid, url, store, flows: serve?.context.flows.length ?? 0 });
 }
 
 main().catch((err: unknown) => {

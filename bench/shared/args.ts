@@ -26,3 +26,15 @@ export function flag(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : undefined;
 }
+
+/**
+ * A non-negative number option: `--flag`, else the environment variable `envName`, else `dflt`
+ * (an empty value counts as absent). Anything else is an error naming the flag.
+ */
+export function numberOption(flags: Map<string, string>, flag: string, envName: string, dflt: number): number {
+  const raw = flags.get(flag) ?? process.env[envName];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag} expects a non-negative number, got ${JSON.stringify(raw)}`);
+  return n;
+}

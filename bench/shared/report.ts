@@ -15,3 +15,17 @@ export function mdTable(header: string[], rows: (string | number | null)[][]): s
   const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
 }
+
+/**
+ * The fields an `npm run bench:<benchmark>` JSON report starts with: which benchmark, when it started,
+ * how long it took (from `t0`, a performance.now() reading) and the command that runs it again.
+ */
+export function reportHeader(benchmark: string, startedAt: string, t0: number) {
+  const args = process.argv.slice(2);
+  return {
+    benchmark,
+    startedAt,
+    totalSeconds: round((performance.now() - t0) / 1000, 1),
+    command: `npm run bench:${benchmark}${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
+  };
+}
