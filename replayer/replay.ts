@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startWorker } from '../core/worker-script.js';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -16,9 +16,9 @@ import { assertKnownFlows, liveFlows } from './engine/modes.js';
 import type { Mode } from './flows/model.js';
 import { loadFlowsOrThrow } from './flows/load.js';
 import { BUILTIN_OPS, createOpRegistry, loadUserOps } from './ops/registry.js';
-import { mergeParts } from './output/merge.js';
+import { BufferedLines } from './output/ndjson.js';
 import { writeReplayParquet } from './output/parquet.js';
-import { addCounts, createRunner, emptyCounts, type RunCounts, type RunnerSpec } from './runner.js';
+import { addCounts, createRunner, emptyCounts, type BatchOutput, type RunCounts, type RunnerSpec } from './runner.js';
 import { assertReplayId, newReplayId } from './replays.js';
 import { countDeliveries, openStoreReader, streamDeliveries, type DeliveryFilter, type StoredDelivery } from './source.js';
 
@@ -63,23 +63,26 @@ export interface ReplaySummary extends ReplayCounts {
 const READER_MEMORY_MB = 96;
 /** Each worker's old generation: small, so V8 collects often instead of growing. */
 const WORKER_HEAP_MB = 64;
-/** Deliveries per message to a worker, and messages a worker may have queued: bounds what is in flight. */
+/** Deliveries per runner in a window, and windows in flight: bounds what the runners have queued and what waits to be written. */
 const BATCH = 128;
 const IN_FLIGHT = 4;
 
-/** Where batches of deliveries go: a runner in this thread, or one in a worker thread. */
+/** Where batches of deliveries go: a runner in this thread, or one in a worker thread. Batches run in the order given. */
 interface Sink {
-  send(batch: StoredDelivery[]): Promise<void>;
+  run(batch: StoredDelivery[]): Promise<BatchOutput>;
   finish(): Promise<RunCounts>;
   abort(): Promise<void>;
 }
 
-async function inlineSink(spec: RunnerSpec, onProgress: (done: number) => void): Promise<Sink> {
+async function inlineSink(spec: RunnerSpec): Promise<Sink> {
   const runner = await createRunner(spec);
+  // One batch at a time: the dedup memory must see deliveries in order.
+  let chain: Promise<unknown> = Promise.resolve();
   return {
-    async send(batch) {
-      await runner.run(batch);
-      onProgress(batch.length);
+    run(batch) {
+      const out = chain.then(() => runner.run(batch));
+      chain = out.catch(() => {});
+      return out;
     },
     finish: () => runner.finish(),
     abort: () => runner.abort(),
@@ -93,36 +96,27 @@ function shardOf(deliveryId: string, n: number): number {
 
 type WorkerMessage =
   | { type: 'ready' }
-  | { type: 'ack'; done: number }
+  | { type: 'output'; output: BatchOutput }
   | { type: 'done'; counts: RunCounts }
   | { type: 'error'; error: { message: string; code?: string; details?: Record<string, unknown> } };
 
-function workerSink(spec: RunnerSpec, onProgress: (done: number) => void): Promise<Sink> {
+function workerSink(spec: RunnerSpec): Promise<Sink> {
   const worker = startWorker(import.meta.url, 'worker', { workerData: spec, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
   let failure: Error | null = null;
-  let inFlight = 0;
-  let wake: (() => void) | null = null;
-  let finished: ((counts: RunCounts) => void) | null = null;
-  const settle = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
+  // The worker answers batches in the order they were sent.
+  const waiting: { resolve(o: BatchOutput): void; reject(e: Error): void }[] = [];
+  let finished: { resolve(c: RunCounts): void; reject(e: Error): void } | null = null;
   return new Promise((resolveReady, rejectReady) => {
     const sink: Sink = {
-      async send(batch) {
-        while (inFlight >= IN_FLIGHT && !failure) await new Promise<void>((r) => (wake = r));
-        if (failure) throw failure;
-        inFlight++;
+      run(batch) {
+        if (failure) return Promise.reject(failure);
         worker.postMessage({ type: 'batch', rows: batch });
+        return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
       },
-      async finish() {
-        while (inFlight > 0 && !failure) await new Promise<void>((r) => (wake = r));
-        if (failure) throw failure;
-        const counts = new Promise<RunCounts>((r) => (finished = r));
+      finish() {
+        if (failure) return Promise.reject(failure);
         worker.postMessage({ type: 'end' });
-        const result = await Promise.race([counts, new Promise<never>((_, reject) => (wake = () => reject(failure)))]);
-        return result;
+        return new Promise((resolve, reject) => (finished = { resolve, reject }));
       },
       async abort() {
         await worker.terminate();
@@ -132,22 +126,83 @@ function workerSink(spec: RunnerSpec, onProgress: (done: number) => void): Promi
       if (failure) return;
       failure = err;
       rejectReady(err);
-      settle();
+      for (const w of waiting.splice(0)) w.reject(err);
+      finished?.reject(err);
     };
+    let done = false;
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'ready') resolveReady(sink);
-      else if (m.type === 'ack') {
-        inFlight--;
-        onProgress(m.done);
-        settle();
-      } else if (m.type === 'done') finished?.(m.counts);
-      else fail(m.error.code?.startsWith('HS_ERR_') ? new HsError(m.error.code as never, m.error.message, { details: m.error.details }) : new Error(m.error.message));
+      else if (m.type === 'output') waiting.shift()?.resolve(m.output);
+      else if (m.type === 'done') {
+        done = true;
+        finished?.resolve(m.counts);
+      } else fail(m.error.code?.startsWith('HS_ERR_') ? new HsError(m.error.code as never, m.error.message, { details: m.error.details }) : new Error(m.error.message));
     });
     worker.on('error', fail);
     worker.on('exit', (code) => {
-      if (!finished || code !== 0) fail(new Error(`replay worker exited with code ${code}`));
+      if (!done || code !== 0) fail(new Error(`replay worker exited with code ${code}`));
     });
   });
+}
+
+/**
+ * The replay's NDJSON, written in delivery order as windows of deliveries come back
+ * from the runners: each window is cut into one batch per runner, and its rows are
+ * put back in the window's order. The final Parquet then needs no sort, and the
+ * output is the same whatever the number of runners.
+ */
+function windowWriter(sinks: Sink[], paths: { flowRuns: string; nodeRuns: string; redeliveries: string }, onProgress: (done: number) => void) {
+  const files = Promise.all([open(paths.flowRuns, 'w'), open(paths.nodeRuns, 'w')]);
+  const redeliveries = BufferedLines.open(paths.redeliveries);
+  const pending: { owners: number[]; outputs: Promise<BatchOutput[]> }[] = [];
+  let window: StoredDelivery[] = [];
+
+  const writeOldest = async () => {
+    const { owners, outputs } = pending.shift()!;
+    const parts = await outputs;
+    const next = parts.map(() => 0);
+    const flows: Uint8Array[] = [];
+    const nodes: Uint8Array[] = [];
+    for (const k of owners) {
+      const { bytes, ends } = parts[k]!;
+      const i = next[k]!++;
+      const start = i === 0 ? 0 : ends[2 * i - 1]!;
+      if (ends[2 * i]! > start) flows.push(bytes.subarray(start, ends[2 * i]));
+      if (ends[2 * i + 1]! > ends[2 * i]!) nodes.push(bytes.subarray(ends[2 * i], ends[2 * i + 1]));
+    }
+    const [flowFile, nodeFile] = await files;
+    await Promise.all([flowFile.writev(flows), nodeFile.writev(nodes)]);
+    await redeliveries.push(parts.map((p) => p.redeliveries).join(''));
+    onProgress(owners.length);
+  };
+  const close = async () => {
+    await Promise.all([...(await files).map((f) => f.close()), redeliveries.close()]);
+  };
+  const dispatch = async () => {
+    // Every instance of a delivery id goes to the same runner, in order: its dedup memory sees redeliveries.
+    const owners = window.map((d) => (sinks.length === 1 ? 0 : shardOf(d.delivery_id, sinks.length)));
+    const outputs = Promise.all(sinks.map((sink, k) => sink.run(window.filter((_, i) => owners[i] === k))));
+    // Awaited in turn by writeOldest; until then a failure must not count as unhandled.
+    outputs.catch(() => {});
+    pending.push({ owners, outputs });
+    window = [];
+    while (pending.length > IN_FLIGHT) await writeOldest();
+  };
+  return {
+    async add(d: StoredDelivery) {
+      window.push(d);
+      if (window.length === BATCH * sinks.length) await dispatch();
+    },
+    async finish() {
+      if (window.length > 0) await dispatch();
+      while (pending.length > 0) await writeOldest();
+      await close();
+    },
+    async abort() {
+      await Promise.all(pending.splice(0).map((p) => p.outputs.catch(() => {})));
+      await close().catch(() => {});
+    },
+  };
 }
 
 /** DuckDB's out-of-memory and disk-full errors become HS_ERR_REPLAY_RESOURCES; anything else passes through. */
@@ -199,6 +254,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     readerOpen = false;
   };
   const sinks: Sink[] = [];
+  let abortOutput = async () => {};
   try {
     // A window holds whole bodies: a store with near-limit (25 MiB) bodies needs room for several.
     const [largest] = await reader.query<{ mb: number | null }>('SELECT (max(body_size) / 1048576)::DOUBLE AS mb FROM deliveries');
@@ -206,10 +262,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     await reader.conn.run(`SET memory_limit = '${memoryMb}MB'; SET threads = 1; SET preserve_insertion_order = false; SET temp_directory = ${sqlString(join(staging, 'tmp'))}`);
     const total = await countDeliveries(reader, filter);
     opts.onStart?.(total);
-    // One reader (this thread) streams deliveries in received_at order; batches go round-robin
-    // to the runners, so each runner's output is in delivery order too and mergeParts can interleave them.
     const workers = opts.concurrency ?? Math.max(1, Math.min(availableParallelism(), Math.ceil(total / 1000)));
-    const specs: RunnerSpec[] = Array.from({ length: workers }, (_, w) => ({
+    const spec: RunnerSpec = {
       flowsDir: opts.flowsDir,
       opsModules,
       opsBaseDir,
@@ -221,39 +275,26 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       upstreams,
       liveReads: opts.liveReads ?? false,
       redeliver: opts.redeliver ?? null,
-      out: {
-        flowRuns: join(staging, 'parts', `flow_runs-${w}.ndjson`),
-        nodeRuns: join(staging, 'parts', `node_runs-${w}.ndjson`),
-        redeliveries: join(staging, 'parts', `redeliveries-${w}.ndjson`),
-      },
-    }));
-    const progress = (done: number) => opts.onProgress?.(done);
-    sinks.push(...(workers === 1 ? [await inlineSink(specs[0]!, progress)] : await Promise.all(specs.map((s) => workerSink(s, progress)))));
-    // Every instance of a delivery id goes to the same runner, in order: its dedup memory sees redeliveries.
-    const batches: StoredDelivery[][] = sinks.map(() => []);
-    for await (const stored of streamDeliveries(reader, filter)) {
-      const k = sinks.length === 1 ? 0 : shardOf(stored.delivery_id, sinks.length);
-      batches[k]!.push(stored);
-      if (batches[k]!.length === BATCH) {
-        await sinks[k]!.send(batches[k]!);
-        batches[k] = [];
-      }
-    }
-    for (const [k, batch] of batches.entries()) if (batch.length > 0) await sinks[k]!.send(batch);
+    };
+    sinks.push(...(workers === 1 ? [await inlineSink(spec)] : await Promise.all(Array.from({ length: workers }, () => workerSink(spec)))));
+    const parts = { flowRuns: join(staging, 'parts', 'flow_runs.ndjson'), nodeRuns: join(staging, 'parts', 'node_runs.ndjson'), redeliveries: join(staging, 'parts', 'redeliveries.ndjson') };
+    // One reader (this thread) streams deliveries in received_at order; the runners run them while it reads on.
+    const output = windowWriter(sinks, parts, (done) => opts.onProgress?.(done));
+    abortOutput = () => output.abort();
+    for await (const stored of streamDeliveries(reader, filter)) await output.add(stored);
+    await output.finish();
     closeReader();
     const results: RunCounts[] = [];
     for (const sink of sinks.splice(0)) results.push(await sink.finish());
     const counts = results.reduce(addCounts, emptyCounts());
 
-    const merged = { flowRuns: join(staging, 'parts', 'flow_runs.ndjson'), nodeRuns: join(staging, 'parts', 'node_runs.ndjson') };
-    await mergeParts(specs.map((s) => s.out), merged);
     // One thread keeps the file order (insertion order is preserved) and the memory small.
     const db = await DuckDBInstance.create(':memory:', { memory_limit: '256MB', threads: '1', temp_directory: join(staging, 'tmp-copy') });
     const conn = await db.connect();
     try {
       await writeReplayParquet(
         conn,
-        { flowRuns: [merged.flowRuns], nodeRuns: [merged.nodeRuns], redeliveries: specs.map((s) => s.out.redeliveries) },
+        { flowRuns: [parts.flowRuns], nodeRuns: [parts.nodeRuns], redeliveries: [parts.redeliveries] },
         { flowRuns: join(staging, 'flow_runs.parquet'), nodeRuns: join(staging, 'node_runs.parquet'), redeliveries: opts.redeliver ? join(staging, 'redeliveries.parquet') : null },
       );
     } finally {
@@ -295,6 +336,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     return { replay_id: id, dir: finalDir, ...counts, seconds: (performance.now() - started) / 1000, manifest };
   } catch (err) {
     await Promise.all(sinks.map((s) => s.abort().catch(() => {})));
+    await abortOutput();
     closeReader();
     await rm(staging, { recursive: true, force: true });
     throw asResourceError(err);

@@ -8,7 +8,7 @@ import { runDelivery } from './engine/run.js';
 import { loadFlowsOrThrow } from './flows/load.js';
 import type { Mode } from './flows/model.js';
 import { BUILTIN_OPS, createOpRegistry, loadUserOps } from './ops/registry.js';
-import { openRunWriter } from './output/ndjson.js';
+import { encodeBlocks, redeliveryLine, runLines, timingsOf } from './output/ndjson.js';
 import { createRedeliverer } from './redeliver.js';
 import { parseStored, type StoredDelivery } from './source.js';
 
@@ -29,7 +29,18 @@ export interface RunnerSpec {
   liveReads: boolean;
   /** Re-send each delivery to this webhook URL, re-signed with the source's secret. */
   redeliver: { url: string; secrets: Record<string, string> } | null;
-  out: { flowRuns: string; nodeRuns: string; redeliveries: string };
+}
+
+/**
+ * A batch's rows as NDJSON: for each delivery of the batch, in order, a block of its
+ * flow-run lines then a block of its node lines (empty when it matched no flow), as
+ * `encodeBlocks` lays them out. The replay interleaves the runners' batches back into
+ * delivery order.
+ */
+export interface BatchOutput {
+  bytes: Uint8Array<ArrayBuffer>;
+  ends: Uint32Array<ArrayBuffer>;
+  redeliveries: string;
 }
 
 export type RunCounts = ReplayCounts;
@@ -54,38 +65,39 @@ export function addCounts(a: RunCounts, b: RunCounts): RunCounts {
 }
 
 export interface Runner {
-  /** Runs the flows over a batch of deliveries (in received_at order) and writes the runs. */
-  run(batch: readonly StoredDelivery[]): Promise<void>;
+  /** Runs the flows over a batch of deliveries (in received_at order) and returns their rows. */
+  run(batch: readonly StoredDelivery[]): Promise<BatchOutput>;
   finish(): Promise<RunCounts>;
-  /** Closes files and connections after a failure. */
+  /** Closes connections after a failure. */
   abort(): Promise<void>;
 }
 
-/** A replay runner: in this thread, or one per worker thread (worker.ts); each writes its own NDJSON, in delivery order. */
+/** A replay runner: in this thread, or one per worker thread (worker.ts). */
 export async function createRunner(spec: RunnerSpec): Promise<Runner> {
   const ops = createOpRegistry([...BUILTIN_OPS, ...(await loadUserOps(spec.opsModules, spec.opsBaseDir))]);
   const { flows } = await loadFlowsOrThrow(spec.flowsDir, ops);
   const live = liveFlows(flows, spec.mode, spec.flowModes);
   const capabilities = live.length > 0 || spec.liveReads ? createCapabilities(spec.upstreams) : undefined;
   if (capabilities) assertCapabilities(live, capabilities.upstreams);
-  const writer = openRunWriter(spec.out, { timings: spec.timings });
+  const t = timingsOf(spec.timings);
   const redeliverer = spec.redeliver ? createRedeliverer(spec.redeliver) : null;
   const logger = pino({ level: 'silent' });
   // Deliveries arrive in received_at order, and a worker's shard holds every instance of a delivery id.
   const dedup = createDedupMemory();
   const counts = emptyCounts();
   const close = async () => {
-    await writer.close();
     await capabilities?.close();
     await redeliverer?.close();
   };
   return {
     async run(batch) {
+      const blocks: string[] = [];
+      let redeliveries = '';
       for (const stored of batch) {
         const { delivery, raw } = parseStored(stored);
         if (redeliverer) {
           const r = await redeliverer.send(raw);
-          await writer.writeRedelivery(r);
+          redeliveries += redeliveryLine(r, t);
           counts.redelivered++;
           if (r.status === null || r.status >= 400) counts.redelivery_failures++;
         }
@@ -101,7 +113,8 @@ export async function createRunner(spec: RunnerSpec): Promise<Runner> {
           logger,
           dedup,
         });
-        await writer.write(delivery, runs);
+        const lines = runLines(delivery, runs, t);
+        blocks.push(lines.flows, lines.nodes);
         counts.deliveries++;
         for (const run of runs) {
           counts.runs++;
@@ -111,6 +124,7 @@ export async function createRunner(spec: RunnerSpec): Promise<Runner> {
           for (const n of run.nodes) if (n.intent) counts.intents++;
         }
       }
+      return { ...encodeBlocks(blocks), redeliveries };
     },
     async finish() {
       await close();

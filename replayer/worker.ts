@@ -4,8 +4,8 @@ import type { StoredDelivery } from './source.js';
 
 /**
  * A replay worker thread: the main thread reads the store and sends batches of
- * deliveries; this thread runs the flows over them and writes its share of the runs.
- * Each batch is acknowledged, which is how the main thread bounds what is in flight.
+ * deliveries; this thread runs the flows over them and answers each batch with its
+ * rows, which is also how the main thread bounds what is in flight.
  */
 const port = parentPort!;
 type Message = { type: 'batch'; rows: StoredDelivery[] } | { type: 'end' };
@@ -22,8 +22,8 @@ try {
     chain = chain
       .then(async () => {
         if (m.type === 'batch') {
-          await runner.run(m.rows);
-          port.postMessage({ type: 'ack', done: m.rows.length });
+          const output = await runner.run(m.rows);
+          port.postMessage({ type: 'output', output }, [output.bytes.buffer, output.ends.buffer]);
         } else {
           port.postMessage({ type: 'done', counts: await runner.finish() });
           port.close();

@@ -17,10 +17,14 @@ export interface RunWriter {
   close(): Promise<void>;
 }
 
-class BufferedLines {
+/** Text written in 1 MiB chunks, waiting on the stream when it asks to. */
+export class BufferedLines {
   private chunks: string[] = [];
   private size = 0;
   constructor(private readonly stream: WriteStream) {}
+  static open(path: string): BufferedLines {
+    return new BufferedLines(createWriteStream(path));
+  }
   async push(line: string): Promise<void> {
     this.chunks.push(line);
     this.size += line.length;
@@ -83,21 +87,54 @@ export function nodeRunRow(run: FlowRun, n: NodeRun, t: (us: number) => number):
   };
 }
 
+/** One delivery's rows as NDJSON text: its flow runs, and their node rows in the same order. */
+export function runLines(d: DeliveryInput, runs: FlowRun[], t: (us: number) => number): { flows: string; nodes: string } {
+  let flows = '';
+  let nodes = '';
+  for (const run of runs) {
+    flows += JSON.stringify(flowRunRow(d, run, t)) + '\n';
+    for (const n of run.nodes) nodes += JSON.stringify(nodeRunRow(run, n, t)) + '\n';
+  }
+  return { flows, nodes };
+}
+
+/**
+ * Text blocks as one UTF-8 buffer and the offset where each block ends: a worker
+ * transfers the buffer to the main thread without a copy, and the main thread writes
+ * slices of it without ever holding the rows as strings.
+ */
+export function encodeBlocks(blocks: readonly string[]): { bytes: Uint8Array<ArrayBuffer>; ends: Uint32Array<ArrayBuffer> } {
+  const ends = new Uint32Array(blocks.length);
+  let size = 0;
+  blocks.forEach((b, i) => (ends[i] = size += Buffer.byteLength(b)));
+  const bytes = new Uint8Array(size);
+  const encoder = new TextEncoder();
+  blocks.forEach((b, i) => encoder.encodeInto(b, bytes.subarray(i === 0 ? 0 : ends[i - 1])));
+  return { bytes, ends };
+}
+
+/** Maps measured durations to 0 when timings are off, so two replays write the same bytes. */
+export const timingsOf = (timings: boolean) => (us: number) => (timings ? us : 0);
+
+/** A redelivery's row. */
+export function redeliveryLine(r: RedeliveryResult, t: (us: number) => number): string {
+  return JSON.stringify({ ...r, latency_us: t(r.latency_us) }) + '\n';
+}
+
 export function openRunWriter(paths: { flowRuns: string; nodeRuns: string; redeliveries: string }, opts: { timings: boolean }): RunWriter {
-  const flows = new BufferedLines(createWriteStream(paths.flowRuns));
-  const nodes = new BufferedLines(createWriteStream(paths.nodeRuns));
-  const redeliveries = new BufferedLines(createWriteStream(paths.redeliveries));
-  const t = (us: number) => (opts.timings ? us : 0);
+  const flows = BufferedLines.open(paths.flowRuns);
+  const nodes = BufferedLines.open(paths.nodeRuns);
+  const redeliveries = BufferedLines.open(paths.redeliveries);
+  const t = timingsOf(opts.timings);
   return {
     async write(d, runs) {
       if (runs.length === 0) return;
-      for (const run of runs) {
-        await flows.push(JSON.stringify(flowRunRow(d, run, t)) + '\n');
-        for (const n of run.nodes) await nodes.push(JSON.stringify(nodeRunRow(run, n, t)) + '\n');
-      }
+      const lines = runLines(d, runs, t);
+      await flows.push(lines.flows);
+      await nodes.push(lines.nodes);
     },
     async writeRedelivery(r) {
-      await redeliveries.push(JSON.stringify({ ...r, latency_us: t(r.latency_us) }) + '\n');
+      await redeliveries.push(redeliveryLine(r, t));
     },
     async close() {
       await Promise.all([flows.close(), nodes.close(), redeliveries.close()]);

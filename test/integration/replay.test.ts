@@ -357,4 +357,22 @@ export default [post];
     const [row] = await sql<{ target: string; text: string }>(`SELECT intent->>'target' AS target, intent->'args'->>'text' AS text FROM read_parquet(${nodes(summary.dir)}) LIMIT 1`);
     expect(row).toEqual({ target: 'chat:#bots', text: expect.stringMatching(/^PR #\d+ opened$/) });
   });
+
+  it('a worker thread that dies mid-replay fails the replay, and nothing is left behind', async () => {
+    const store = await fixtureStore();
+    const dir = await tempDir();
+    await mkdir(join(dir, 'flows'));
+    // process.exit in a worker thread ends that thread only: the replay must notice and stop.
+    await writeFile(
+      join(dir, 'crash-ops.mjs'),
+      `let seen = 0;
+export default [{ name: 'crash.after', description: 'Ends its thread on the Nth call.', effectClass: 'pure', capability: null,
+  args: { type: 'object' }, run: (a) => { if (++seen === a.n) process.exit(7); return a; } }];
+`,
+    );
+    await writeFile(join(dir, 'flows', 'crash.yaml'), 'name: crash\non: [{ event: issues }, { event: issue_comment }, { event: pull_request }]\nnodes:\n  - id: c\n    op: crash.after\n    with: { n: 3 }\n');
+    await expect(replay({ store, flowsDir: join(dir, 'flows'), opsModules: [join(dir, 'crash-ops.mjs')], concurrency: 2, id: 'crashed' })).rejects.toThrow(/replay worker exited with code 7/);
+    expect(await readdir(join(store, 'replays')).catch(() => [])).toEqual([]);
+    expect(await readdir(join(store, '_staging', 'replays'))).toEqual([]);
+  });
 });
