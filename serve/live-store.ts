@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, DuckDBTimestampValue, LIST, VARCHAR, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import { formatUs } from '../core/clock.js';
 import type { Divergence } from '../core/divergence-schema.js';
 import type { Effect } from '../core/effects.js';
@@ -95,7 +95,27 @@ export interface LiveStore {
   close(): void;
 }
 
-const structure = JSON.stringify(Object.fromEntries(LIVE_COLUMNS.map(([n, t]) => [n, t === 'JSON' ? 'VARCHAR' : t])));
+const VARCHARS = LIST(VARCHAR);
+
+/**
+ * Appends rows through an appender, which runs on the calling thread (the live worker,
+ * whose priority is lowered): an INSERT would be parsed, planned and run on libuv's
+ * pool, which the recorder's WAL writes share.
+ */
+function appendLive(a: DuckDBAppender, rows: LiveDelivery[]): void {
+  for (const d of rows) {
+    const r = liveRow(d);
+    for (const [name, type] of LIVE_COLUMNS) {
+      const v = r[name];
+      if (v === null || v === undefined) a.appendNull();
+      else if (type === 'TIMESTAMP') a.appendTimestamp(new DuckDBTimestampValue(BigInt(d.received_at_us)));
+      else if (type === 'INTEGER') a.appendInteger(v as number);
+      else if (type === 'VARCHAR[]') a.appendList(v as string[], VARCHARS);
+      else a.appendVarchar(v as string);
+    }
+    a.endRow();
+  }
+}
 
 export async function openLiveStore(store: string): Promise<LiveStore> {
   const db = await DuckDBInstance.create(':memory:', { threads: '1' });
@@ -111,7 +131,9 @@ export async function openLiveStore(store: string): Promise<LiveStore> {
     conn,
     async add(rows) {
       if (rows.length === 0) return;
-      await conn.run(`INSERT INTO live_current SELECT unnest(from_json($1::JSON, ${sqlString(`[${structure}]`)}), recursive := true)`, [JSON.stringify(rows.map(liveRow))] as never);
+      const appender = await conn.createAppender('live_current');
+      appendLive(appender, rows);
+      appender.closeSync();
     },
     async rollTo(file) {
       const [{ n }] = (await conn.runAndReadAll('SELECT count(*)::INTEGER AS n FROM live_current')).getRowObjectsJson() as [{ n: number }];

@@ -1,3 +1,4 @@
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { loadRouteMaps } from '../analyzer/routes.js';
@@ -12,11 +13,23 @@ import type { FromWorker, LiveWorkerSpec, SettledSummary, ToWorker } from './liv
 import { openLiveStore } from './live-store.js';
 import { createSegmentWriter } from './segments.js';
 
+/** The live worker thread's nice value (0 normal, 19 lowest). */
+const LIVE_WORKER_NICE = 10;
+
 /**
  * serve's live worker thread: the dispatcher (built and torn down as the main thread's
  * modes say), the flows, the matcher, the live store and its segments. The main
  * thread only records, acknowledges and answers the API.
  */
+// The flows are background work: when the machine is busy, the thread that acknowledges deliveries must
+// get the cores first. On Linux the nice value is per thread and 0 names the calling thread, so this lowers
+// only this one; the live store's DuckDB, opened below, runs its appenders here too. Not permitted: run as is.
+try {
+  setPriority(0, LIVE_WORKER_NICE);
+} catch {
+  // keep the default priority
+}
+
 const port = parentPort!;
 const spec = workerData as LiveWorkerSpec;
 const post = (m: FromWorker) => port.postMessage(m);

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -107,6 +107,15 @@ describe('hookshadow serve, end to end', () => {
     }
     const byFlow = await api(s, 'GET', '/flows/divergences?flow=request-review');
     expect(byFlow.body.deliveries).toEqual([]);
+  });
+
+  it('runs the flows on a thread below the acknowledging thread\'s priority (Linux: nice is per thread)', async () => {
+    // /proc/<pid>/task/<tid>/stat: the nice value is field 19, counted after the parenthesised command name.
+    const niceOf = async (statFile: string) => Number((await readFile(statFile, 'utf8')).split(') ')[1]!.split(' ')[16]);
+    const tasks = await readdir('/proc/self/task');
+    const nices = await Promise.all(tasks.map((t) => niceOf(`/proc/self/task/${t}/stat`).catch(() => null)));
+    expect(await niceOf('/proc/thread-self/stat')).toBe(0);
+    expect(nices).toContain(10);
   });
 
   it('refuses the admin API without the token, and a malformed query with a clear error', async () => {
