@@ -151,8 +151,8 @@ function workerSink(spec: RunnerSpec): Promise<Sink> {
  * put back in the window's order. The final Parquet then needs no sort, and the
  * output is the same whatever the number of runners.
  */
-function windowWriter(sinks: Sink[], paths: { flowRuns: string; nodeRuns: string; redeliveries: string }, onProgress: (done: number) => void) {
-  const files = Promise.all([open(paths.flowRuns, 'w'), open(paths.nodeRuns, 'w')]);
+async function windowWriter(sinks: Sink[], paths: { flowRuns: string; nodeRuns: string; redeliveries: string }, onProgress: (done: number) => void) {
+  const files = await Promise.all([open(paths.flowRuns, 'w'), open(paths.nodeRuns, 'w')]);
   const redeliveries = BufferedLines.open(paths.redeliveries);
   const pending: { owners: number[]; outputs: Promise<BatchOutput[]> }[] = [];
   let window: StoredDelivery[] = [];
@@ -170,13 +170,13 @@ function windowWriter(sinks: Sink[], paths: { flowRuns: string; nodeRuns: string
       if (ends[2 * i]! > start) flows.push(bytes.subarray(start, ends[2 * i]));
       if (ends[2 * i + 1]! > ends[2 * i]!) nodes.push(bytes.subarray(ends[2 * i], ends[2 * i + 1]));
     }
-    const [flowFile, nodeFile] = await files;
-    await Promise.all([flowFile.writev(flows), nodeFile.writev(nodes)]);
+    const [flowFile, nodeFile] = files;
+    await Promise.all([flows.length > 0 && flowFile.writev(flows), nodes.length > 0 && nodeFile.writev(nodes)]);
     await redeliveries.push(parts.map((p) => p.redeliveries).join(''));
     onProgress(owners.length);
   };
   const close = async () => {
-    await Promise.all([...(await files).map((f) => f.close()), redeliveries.close()]);
+    await Promise.all([...files.map((f) => f.close()), redeliveries.close()]);
   };
   const dispatch = async () => {
     // Every instance of a delivery id goes to the same runner, in order: its dedup memory sees redeliveries.
@@ -279,7 +279,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
     sinks.push(...(workers === 1 ? [await inlineSink(spec)] : await Promise.all(Array.from({ length: workers }, () => workerSink(spec)))));
     const parts = { flowRuns: join(staging, 'parts', 'flow_runs.ndjson'), nodeRuns: join(staging, 'parts', 'node_runs.ndjson'), redeliveries: join(staging, 'parts', 'redeliveries.ndjson') };
     // One reader (this thread) streams deliveries in received_at order; the runners run them while it reads on.
-    const output = windowWriter(sinks, parts, (done) => opts.onProgress?.(done));
+    const output = await windowWriter(sinks, parts, (done) => opts.onProgress?.(done));
     abortOutput = () => output.abort();
     for await (const stored of streamDeliveries(reader, filter)) await output.add(stored);
     await output.finish();

@@ -7,6 +7,7 @@ import { runDelivery, type EngineOptions, type FlowRun } from '../../replayer/en
 import { compileFlow } from '../../replayer/flows/load.js';
 import { formatProblem, type CompiledFlow, type FlowProblem } from '../../replayer/flows/model.js';
 import { createOpRegistry } from '../../replayer/ops/registry.js';
+import { encodeBlocks } from '../../replayer/output/ndjson.js';
 
 const ops = createOpRegistry();
 
@@ -281,5 +282,19 @@ describe('review fixes', () => {
     const f = flow(`name: t\non: { event: issues }\nnodes:\n  - { id: j, op: agent.enqueue, with: { queue: triage, ref: r, data: { queue: other, extra: 1 } } }\n`);
     const run = await runOne(f, delivery(issuePayload));
     expect(run.nodes[0]!.intent).toMatchObject({ target: 'queue:triage', args: { queue: 'triage', ref: 'r', extra: 1 } });
+  });
+});
+
+describe('replay output', () => {
+  it('encodes text blocks into one UTF-8 buffer whose ends slice each block back out, whatever its characters', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'grapheme' }), { maxLength: 12 }), (blocks) => {
+        const { bytes, ends } = encodeBlocks(blocks);
+        expect(ends).toHaveLength(blocks.length);
+        const back = blocks.map((_, i) => new TextDecoder().decode(bytes.subarray(i === 0 ? 0 : ends[i - 1], ends[i])));
+        expect(back).toEqual(blocks);
+        expect(bytes.byteLength).toBe(Buffer.byteLength(blocks.join('')));
+      }),
+    );
   });
 });
