@@ -23,11 +23,14 @@ const LIVE_WORKER_NICE = 10;
  */
 // The flows are background work: when the machine is busy, the thread that acknowledges deliveries must
 // get the cores first. On Linux the nice value is per thread and 0 names the calling thread, so this lowers
-// only this one; the live store's DuckDB, opened below, runs its appenders here too. Not permitted: run as is.
-try {
-  setPriority(0, LIVE_WORKER_NICE);
-} catch {
-  // keep the default priority
+// only this one (the live store's appenders run here too). Elsewhere (macOS, the BSDs) it would lower the
+// whole process, the acknowledging thread with it, so it is left alone. Not permitted: run as is.
+if (process.platform === 'linux') {
+  try {
+    setPriority(0, LIVE_WORKER_NICE);
+  } catch {
+    // keep the default priority
+  }
 }
 
 const port = parentPort!;
