@@ -272,7 +272,7 @@ function summarize(run: PhaseRun, nproc: number) {
           { name: 'load flows, count deliveries', from: 0, to: at('counted') },
           { name: 'until the first 256 deliveries ran (workers start, scan, join, sort)', from: at('counted'), to: at('first') },
           { name: 'stream deliveries through the flows, write NDJSON', from: at('first'), to: at('streamed') },
-          { name: run.spec.kind === 'replay' ? 'final merge and COPY to Parquet, manifest, rename' : 'final COPY to Parquet (256MB, then the retry)', from: at('streamed'), to: end },
+          { name: run.spec.kind === 'replay' ? 'final COPY to Parquet, manifest, rename' : 'final COPY to Parquet (256MB, then the retry)', from: at('streamed'), to: end },
         ];
   // Map the parent's samples (parent clock, from spawn) onto the child's clock: the child's start is
   // a few tens of ms after spawn; the offset is small next to the sampling interval and is ignored.
