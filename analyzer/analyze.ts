@@ -1,7 +1,7 @@
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DIVERGENCE_CLASSES, DIVERGENCE_COLUMNS, DIVERGENCE_FORMAT_VERSION, type Divergence, type DivergenceClass } from '../core/divergence-schema.js';
-import { HsError } from '../core/errors.js';
+import { HsError, isOutOfResources } from '../core/errors.js';
 import type { ReplayManifest } from '../core/replay-schema.js';
 import { sqlIdent, sqlString } from '../core/sql.js';
 import { storePaths, syncDir, writeFileAtomic } from '../core/store/layout.js';
@@ -28,11 +28,13 @@ export interface AnalyzeOptions {
   limit?: number;
   /** The analysis's clock: rule expiry is judged against it. */
   now?: Date;
+  /** DuckDB's memory while matching, in MB (default 512); what does not fit spills to disk in the replay's directory. */
+  memoryMb?: number;
   onProgress?(deliveries: number): void;
 }
 
-/** DuckDB's share while matching: the streaming sort of effects, intents and runs spills to disk beyond it. */
-const MEMORY_MB = 512;
+/** DuckDB's share while matching, by default: the streaming sort of effects, intents and runs spills to disk beyond it. */
+export const DEFAULT_MEMORY_MB = 512;
 
 /**
  * Analyzes one replay: computes its divergences, writes `divergences.parquet` and
@@ -48,6 +50,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   if (baselineId === replayId) throw new HsError('HS_ERR_USAGE', `--baseline names the replay being analyzed (${replayId}); give an earlier replay of the same deliveries.`);
   const noiseId = opts.noise ? await resolveReplayId(opts.store, opts.noise.replay) : null;
   const limit = opts.limit ?? 1000;
+  const memoryMb = opts.memoryMb ?? DEFAULT_MEMORY_MB;
   const manifest = (await readReplayManifest(opts.store, replayId))!;
   for (const [flag, other] of [['--baseline', baselineId], ['--noise-replay', noiseId]] as const) {
     if (other) await assertSameDeliveries(opts.store, manifest, other, flag);
@@ -63,7 +66,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     throw err;
   });
   try {
-    await reader.conn.run(`SET memory_limit = '${MEMORY_MB}MB'; SET temp_directory = ${sqlString(spill)}`);
+    await reader.conn.run(`SET memory_limit = '${memoryMb}MB'; SET temp_directory = ${sqlString(spill)}`);
     const counts = await computeDivergences(reader, { manifest, rules, routes, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
     const noise = noiseId
       ? await measureNoise(reader, { noiseReplay: replayFiles(opts.store, noiseId).nodeRuns, noiseReplayId: noiseId, rules, exclude: opts.noise!.exclude, matchesByKind: counts.matchesByKind })
@@ -104,6 +107,14 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     await writeFileAtomic(replayFiles(opts.store, replayId).analysis, JSON.stringify(result, null, 2) + '\n');
     await syncDir(storePaths.replay(opts.store, replayId));
     return result;
+  } catch (err) {
+    if (!isOutOfResources(err)) throw err;
+    throw new HsError(
+      'HS_ERR_ANALYZE_RESOURCES',
+      `The analysis of ${replayId} ran out of memory or temporary disk and was abandoned; nothing was written (${(err as Error).message.split('\n')[0]}). ` +
+        `Raise --memory-limit (now ${memoryMb} MB), or free disk space under ${storePaths.replay(opts.store, replayId)}, where DuckDB spills.`,
+      { cause: err },
+    );
   } finally {
     reader.close();
     if (tmpFile) await rm(tmpFile, { force: true });
@@ -131,7 +142,7 @@ async function assertSameDeliveries(store: string, manifest: ReplayManifest, oth
 async function baselineDivergences(opts: AnalyzeOptions & { now: Date; routes: RouteMaps; baselineId: string; spill: string; noisy: NoisePath[] }): Promise<string> {
   const reader = await openAnalysisReader(opts.store, opts.baselineId);
   try {
-    await reader.conn.run(`SET memory_limit = '${MEMORY_MB}MB'; SET temp_directory = ${sqlString(opts.spill)}`);
+    await reader.conn.run(`SET memory_limit = '${opts.memoryMb ?? DEFAULT_MEMORY_MB}MB'; SET temp_directory = ${sqlString(opts.spill)}`);
     const manifest = (await readReplayManifest(opts.store, opts.baselineId))!;
     const rules = opts.rulesFile ? await loadRules(opts.rulesFile, opts.now) : NO_RULES();
     await computeDivergences(reader, { manifest, rules, routes: opts.routes });

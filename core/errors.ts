@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   HS_ERR_CAPABILITIES_MISSING: { status: 409, exit: 1 },
   HS_ERR_REPLAY_NOT_FOUND: { status: 404, exit: 1 },
   HS_ERR_REPLAY_RESOURCES: { status: 503, exit: 1 },
+  HS_ERR_ANALYZE_RESOURCES: { status: 503, exit: 1 },
   HS_ERR_QUERY_INCOMPLETE: { status: 503, exit: 1 },
   HS_ERR_ROUTES_INVALID: { status: 400, exit: 2 },
   HS_ERR_RULES_INVALID: { status: 400, exit: 2 },
@@ -83,4 +84,9 @@ export interface ErrorBody {
 
 export function errorBody(err: HsError): ErrorBody {
   return { code: err.code, message: err.message, ...(err.details ?? {}) };
+}
+
+/** Whether an error is DuckDB running out of memory or of disk (its temporary files, or the output's), not a bug or bad data. */
+export function isOutOfResources(err: unknown): boolean {
+  return !(err instanceof HsError) && /Out of Memory Error|No space left on device|Could not write/i.test((err as Error)?.message ?? '');
 }

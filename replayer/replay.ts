@@ -6,7 +6,7 @@ import { startWorker } from '../core/worker-script.js';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { formatUs } from '../core/clock.js';
 import { sqlString } from '../core/sql.js';
-import { HsError } from '../core/errors.js';
+import { HsError, isOutOfResources } from '../core/errors.js';
 import { REPLAY_FORMAT_VERSION, type ReplayCounts, type ReplayManifest } from '../core/replay-schema.js';
 import { mkdirDurable, storePaths, syncDir, syncFile, writeFileAtomic } from '../core/store/layout.js';
 import { VERSION } from '../core/version.js';
@@ -207,9 +207,8 @@ async function windowWriter(sinks: Sink[], paths: { flowRuns: string; nodeRuns: 
 
 /** DuckDB's out-of-memory and disk-full errors become HS_ERR_REPLAY_RESOURCES; anything else passes through. */
 export function asResourceError(err: unknown): unknown {
-  const message = (err as Error)?.message ?? '';
-  if (err instanceof HsError || !/Out of Memory Error|No space left on device|Could not write/i.test(message)) return err;
-  return new HsError('HS_ERR_REPLAY_RESOURCES', `The replay ran out of memory or disk and was abandoned; nothing was written (${message.split('\n')[0]}).`, { cause: err });
+  if (!isOutOfResources(err)) return err;
+  return new HsError('HS_ERR_REPLAY_RESOURCES', `The replay ran out of memory or disk and was abandoned; nothing was written (${(err as Error).message.split('\n')[0]}).`, { cause: err });
 }
 
 /**

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { HsError } from '../../core/errors.js';
 import { DEFAULT_CONFIG } from '../../recorder/config.js';
-import { analyze } from '../../analyzer/analyze.js';
+import { analyze, DEFAULT_MEMORY_MB } from '../../analyzer/analyze.js';
 import { detectNoiseReplay } from '../../analyzer/noise-replay.js';
 import { renderHtml } from '../../analyzer/report/html.js';
 import { renderJUnit } from '../../analyzer/report/junit.js';
@@ -28,6 +28,7 @@ interface AnalyzeFlags {
   flows?: string;
   ops: string[];
   limit: string;
+  memoryLimit: string;
   format: (typeof FORMATS)[number];
   out?: string;
   failOn: (typeof FAIL_ON)[number];
@@ -72,6 +73,7 @@ export function analyzeCommand(): Command {
     .option('--flows <dir>', 'flow directory, for --detect-noise')
     .option('--ops <module>', 'extra ops module, for --detect-noise (repeatable)', collect, [])
     .option('--limit <n>', 'divergent deliveries listed in full in the report', '1000')
+    .option('--memory-limit <mb>', "DuckDB's memory for the matching, in MB; beyond it, it spills to disk in the replay's directory", String(DEFAULT_MEMORY_MB))
     .addOption(new Option('--format <format>', 'report format').choices(FORMATS).default('text'))
     .option('--out <file>', 'write the report to FILE instead of stdout')
     .addOption(new Option('--fail-on <when>', 'exit 1 on: any unexpected divergence, new ones against --baseline, or none').choices(FAIL_ON).default('any'))
@@ -90,6 +92,8 @@ Examples:
     .action(async (flags: AnalyzeFlags) => {
       const limit = Number(flags.limit);
       if (!Number.isInteger(limit) || limit < 0) throw new HsError('HS_ERR_USAGE', `--limit must be a non-negative integer, got ${JSON.stringify(flags.limit)}.`);
+      const memoryMb = Number(flags.memoryLimit);
+      if (!Number.isInteger(memoryMb) || memoryMb < 1) throw new HsError('HS_ERR_USAGE', `--memory-limit must be a whole number of MB, at least 1, got ${JSON.stringify(flags.memoryLimit)}.`);
       if (flags.failOn === 'new' && !flags.baseline) throw new HsError('HS_ERR_USAGE', '--fail-on new needs --baseline ID: "new" means introduced since that replay.');
       if (flags.detectNoise && flags.noiseReplay) throw new HsError('HS_ERR_USAGE', 'Give --detect-noise or --noise-replay, not both.');
       if (flags.detectNoise && !flags.flows) throw new HsError('HS_ERR_USAGE', '--detect-noise replays the flows again: give --flows DIR (the same flows as the replay).');
@@ -111,6 +115,7 @@ Examples:
         baseline: flags.baseline ?? null,
         noise: noiseReplay ? { replay: noiseReplay, exclude: flags.excludeNoise ?? false } : null,
         limit,
+        memoryMb,
         ...(bar ? { onProgress: (n: number) => bar.update(n) } : {}),
       }).finally(() => bar?.stop());
 

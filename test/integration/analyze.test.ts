@@ -106,6 +106,25 @@ describe('hookshadow analyze over the committed fixture store', () => {
     db.closeSync();
   });
 
+  it('out of memory: a clear error, nothing written, nothing left behind; with more memory it completes', async () => {
+    const own = await fixtureStore();
+    await replay({ store: own, flowsDir: FLOWS, id: 'small', timings: false, concurrency: 1 });
+    const dir = join(own, 'replays', 'small');
+    const before = (await readdir(dir)).sort();
+    const starved = await runCli(['analyze', '--store', own, '--replay', 'small', '--memory-limit', '2', '--format', 'json']);
+    expect(starved.code).toBe(1);
+    expect(starved.stdout).toBe('');
+    expect(starved.stderr).toMatch(/HS_ERR_ANALYZE_RESOURCES: The analysis of small ran out of memory .* Raise --memory-limit \(now 2 MB\)/);
+    expect((await readdir(dir)).sort()).toEqual(before);
+    const bad = await runCli(['analyze', '--store', own, '--replay', 'small', '--memory-limit', '0.5']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--memory-limit must be a whole number of MB');
+    const { code, result } = await analyzeJson(['--store', own, '--replay', 'small', '--memory-limit', '64']);
+    expect(code).toBe(1); // the fixture flows' deliberate difference
+    expect(result.totals.unexpected).toBe(5);
+    expect(await readdir(dir)).toEqual(expect.arrayContaining(['divergences.parquet', 'analysis.json']));
+  });
+
   it('suppresses documented differences under an expect rule, reports them apart, and flags expired and unused rules', async () => {
     const rules = join(await tempDir(), 'rules.yaml');
     await writeFile(
