@@ -5,7 +5,7 @@ import { canonicalJson } from '../core/effects.js';
 import type { ReplayManifest } from '../core/replay-schema.js';
 import { sqlIdent, sqlString } from '../core/sql.js';
 import { syncFile } from '../core/store/layout.js';
-import { streamVerified } from '../core/store/stream.js';
+import { streamToSentinel } from '../core/store/stream.js';
 import { deliveryWhere, filterOfManifest } from '../replayer/source.js';
 import { compareDelivery, divergenceRow, type DeliveryMeta, type FlowIntent, type FlowRunInfo, type LegacyEffect } from './match.js';
 import { expectedBy, type Rules } from './rules.js';
@@ -42,7 +42,7 @@ export interface ComputeCounts {
 export async function computeDivergences(reader: AnalysisReader, opts: ComputeOptions): Promise<ComputeCounts> {
   const { conn } = reader;
   // The appender gets a connection of its own: it flushes every 204,800 rows by running a statement, and a
-  // statement on the streaming connection would end the stream (streamVerified would then report it cut).
+  // statement on the streaming connection would end the stream (streamToSentinel would then report it cut).
   // So the work table is in the main schema, which both connections see.
   await createDivergenceTable(conn);
   const appender = await (await reader.connect()).createAppender(WORK_TABLE);
@@ -53,7 +53,7 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
 
   // A delivery id can repeat (a forge's redelivery keeps it): each instance gets the runs of
   // its own receive time, and the effects observed from it until the next instance arrived.
-  const rowsOf = streamVerified(
+  const rowsOf = streamToSentinel(
     conn,
     `WITH repeated AS (SELECT delivery_id FROM deliveries WHERE rejected IS NULL GROUP BY delivery_id HAVING count(*) > 1),
      instances AS (
@@ -82,7 +82,10 @@ export async function computeDivergences(reader: AnalysisReader, opts: ComputeOp
      FROM runs JOIN scope s ON s.delivery_id = runs.delivery_id AND s.r = runs.r LEFT JOIN problems p USING (run_id)
      )
      -- One JSON array per row: JSON.parse is about three times faster than the client's value-by-value conversion.
-     SELECT json_array(delivery_id, r, source, event, action, tag, o2, id, a, b, c, d, e)::VARCHAR FROM parts
+     -- Then the sentinel (a NULL row sorted last): streamToSentinel knows the result is whole when it arrives.
+     SELECT row FROM (
+       SELECT json_array(delivery_id, r, source, event, action, tag, o2, id, a, b, c, d, e)::VARCHAR AS row, r, delivery_id, tag, o1, o2, id FROM parts
+       UNION ALL SELECT NULL, 'Infinity'::DOUBLE, NULL, NULL, NULL, NULL, NULL)
      ORDER BY r, delivery_id, tag, o1, o2, id`,
     w.params,
   );

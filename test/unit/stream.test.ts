@@ -1,7 +1,7 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { streamVerified } from '../../core/store/stream.js';
+import { streamToSentinel, streamVerified } from '../../core/store/stream.js';
 
 describe('streamVerified', () => {
   let db: DuckDBInstance;
@@ -68,5 +68,60 @@ describe('streamVerified', () => {
     expect(await run(own)).toBe(300000);
     expect((await conn.runAndReadAll('SELECT count(*)::INTEGER FROM sink')).getRowsJS()[0]![0]).toBe(300000);
     own.closeSync();
+  });
+});
+
+describe('streamToSentinel', () => {
+  let db: DuckDBInstance;
+  let conn: DuckDBConnection;
+  beforeAll(async () => {
+    db = await DuckDBInstance.create(':memory:');
+    conn = await db.connect();
+    await conn.run('SET threads = 1');
+  });
+  afterAll(() => {
+    conn.closeSync();
+    db.closeSync();
+  });
+  // The rows 0..n-1, then the sentinel (NULL, sorted last).
+  const withSentinel = (n: number, value = 'i') => `SELECT ${value} AS x FROM (SELECT i FROM range(${n}) t(i) UNION ALL SELECT NULL) ORDER BY i NULLS LAST`;
+
+  it('yields every row in order and not the sentinel, however the chunks fall', async () => {
+    for (const n of [0, 1, 2047, 2048, 2049, 100_000]) {
+      const got: bigint[] = [];
+      for await (const rows of streamToSentinel(conn, withSentinel(n))) got.push(...rows.map((r) => r[0] as bigint));
+      expect(got).toHaveLength(n);
+      expect(got.every((v, k) => v === BigInt(k))).toBe(true);
+    }
+  });
+
+  it('reports a result that fails midway, which a plain stream would end as if complete', async () => {
+    const failing = withSentinel(6_000_000, `CASE WHEN i IS NULL THEN NULL WHEN i < 3000000 THEN i ELSE error('boom') END`);
+    let seen = 0;
+    await expect(
+      (async () => {
+        for await (const rows of streamToSentinel(conn, failing)) seen += rows.length;
+      })(),
+    ).rejects.toThrow(/HS_ERR_QUERY_INCOMPLETE|boom/);
+    expect(seen).toBeLessThan(6_000_000);
+  });
+
+  it('reports a stream cut short by a statement on its connection (an appender flushing there)', async () => {
+    await conn.run('CREATE OR REPLACE TABLE sink2 (i BIGINT)');
+    const appender = await conn.createAppender('sink2');
+    let seen = 0;
+    await expect(
+      (async () => {
+        for await (const rows of streamToSentinel(conn, withSentinel(300_000))) {
+          for (const [i] of rows) {
+            appender.appendBigInt(i as bigint);
+            appender.endRow();
+          }
+          seen += rows.length;
+        }
+      })(),
+    ).rejects.toMatchObject({ code: 'HS_ERR_QUERY_INCOMPLETE', message: expect.stringMatching(/^DuckDB ended a result after \d+ rows, before its last/) });
+    appender.closeSync();
+    expect(seen).toBeLessThan(300_000);
   });
 });
