@@ -102,13 +102,12 @@ const VARCHARS = LIST(VARCHAR);
  * whose priority is lowered): an INSERT would be parsed, planned and run on libuv's
  * pool, which the recorder's WAL writes share.
  */
-function appendLive(a: DuckDBAppender, rows: LiveDelivery[]): void {
-  for (const d of rows) {
-    const r = liveRow(d);
+function appendLive(a: DuckDBAppender, rows: { row: Record<string, unknown>; receivedAtUs: number }[]): void {
+  for (const { row, receivedAtUs } of rows) {
     for (const [name, type] of LIVE_COLUMNS) {
-      const v = r[name];
+      const v = row[name];
       if (v === null || v === undefined) a.appendNull();
-      else if (type === 'TIMESTAMP') a.appendTimestamp(new DuckDBTimestampValue(BigInt(d.received_at_us)));
+      else if (type === 'TIMESTAMP') a.appendTimestamp(new DuckDBTimestampValue(BigInt(receivedAtUs)));
       else if (type === 'INTEGER') a.appendInteger(v as number);
       else if (type === 'VARCHAR[]') a.appendList(v as string[], VARCHARS);
       else a.appendVarchar(v as string);
@@ -131,8 +130,10 @@ export async function openLiveStore(store: string): Promise<LiveStore> {
     conn,
     async add(rows) {
       if (rows.length === 0) return;
+      // Every row is built before the first is appended: one that cannot be built stops the batch before any lands.
+      const prepared = rows.map((d) => ({ row: liveRow(d), receivedAtUs: d.received_at_us }));
       const appender = await conn.createAppender('live_current');
-      appendLive(appender, rows);
+      appendLive(appender, prepared);
       appender.closeSync();
     },
     async rollTo(file) {

@@ -3,18 +3,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { streamToSentinel, streamVerified } from '../../core/store/stream.js';
 
+// One database for the file: each test uses its own tables.
+let db: DuckDBInstance;
+let conn: DuckDBConnection;
+beforeAll(async () => {
+  db = await DuckDBInstance.create(':memory:');
+  conn = await db.connect();
+  await conn.run('SET threads = 1');
+});
+afterAll(() => {
+  conn.closeSync();
+  db.closeSync();
+});
+
 describe('streamVerified', () => {
-  let db: DuckDBInstance;
-  let conn: DuckDBConnection;
-  beforeAll(async () => {
-    db = await DuckDBInstance.create(':memory:');
-    conn = await db.connect();
-    await conn.run('SET threads = 1');
-  });
-  afterAll(() => {
-    conn.closeSync();
-    db.closeSync();
-  });
 
   it('throws when the query fails midway, where a plain DuckDB stream ends as if complete', async () => {
     const failing = `SELECT CASE WHEN i < 3000000 THEN i ELSE error('boom') END AS x FROM range(6000000) t(i)`;
@@ -72,17 +74,6 @@ describe('streamVerified', () => {
 });
 
 describe('streamToSentinel', () => {
-  let db: DuckDBInstance;
-  let conn: DuckDBConnection;
-  beforeAll(async () => {
-    db = await DuckDBInstance.create(':memory:');
-    conn = await db.connect();
-    await conn.run('SET threads = 1');
-  });
-  afterAll(() => {
-    conn.closeSync();
-    db.closeSync();
-  });
   // The rows 0..n-1, then the sentinel (NULL, sorted last).
   const withSentinel = (n: number, value = 'i') => `SELECT ${value} AS x FROM (SELECT i FROM range(${n}) t(i) UNION ALL SELECT NULL) ORDER BY i NULLS LAST`;
 
